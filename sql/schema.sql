@@ -1,0 +1,100 @@
+-- The whole schema; every statement is idempotent and runs on each connect.
+
+CREATE TABLE IF NOT EXISTS catalog (
+    item_id  BIGINT PRIMARY KEY,
+    title    VARCHAR NOT NULL,
+    genres   VARCHAR[],
+    year     INTEGER,
+    source   VARCHAR NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS interactions (
+    user_id   BIGINT NOT NULL,
+    item_id   BIGINT NOT NULL,
+    rating    DOUBLE NOT NULL,
+    ts        TIMESTAMP NOT NULL,
+    source    VARCHAR NOT NULL,
+    loaded_at TIMESTAMP NOT NULL,
+    PRIMARY KEY (user_id, item_id, ts)
+);
+
+-- Rows that could not be used, with where they came from and why.
+CREATE TABLE IF NOT EXISTS quarantine (
+    source     VARCHAR NOT NULL,
+    row_number BIGINT NOT NULL,
+    reason     VARCHAR NOT NULL,
+    raw        VARCHAR,
+    loaded_at  TIMESTAMP NOT NULL,
+    PRIMARY KEY (source, row_number)
+);
+
+-- One row per source file loaded, keyed by content so a file loaded twice is a no-op.
+CREATE TABLE IF NOT EXISTS ingested_files (
+    sha256           VARCHAR PRIMARY KEY,
+    source           VARCHAR NOT NULL,
+    rows_read        BIGINT NOT NULL,
+    rows_loaded      BIGINT NOT NULL,
+    rows_quarantined BIGINT NOT NULL,
+    loaded_at        TIMESTAMP NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS model_runs (
+    model_version  VARCHAR PRIMARY KEY,
+    run_date       DATE NOT NULL,
+    trained_at     TIMESTAMP NOT NULL,
+    params         JSON NOT NULL,
+    n_users        BIGINT NOT NULL,
+    n_items        BIGINT NOT NULL,
+    n_likes        BIGINT NOT NULL,
+    ndcg_at_10     DOUBLE NOT NULL,
+    promoted       BOOLEAN NOT NULL,
+    decision       VARCHAR NOT NULL
+);
+
+-- Holdout metrics of every trained model and of the popularity baseline on the same split.
+CREATE TABLE IF NOT EXISTS model_metrics (
+    model_version VARCHAR NOT NULL,
+    method        VARCHAR NOT NULL,   -- 'als' | 'popularity'
+    metric        VARCHAR NOT NULL,   -- precision | recall | ndcg | map
+    k             INTEGER NOT NULL,
+    value         DOUBLE NOT NULL,
+    PRIMARY KEY (model_version, method, metric, k)
+);
+
+CREATE TABLE IF NOT EXISTS candidates (
+    run_date          DATE NOT NULL,
+    user_id           BIGINT NOT NULL,
+    item_id           BIGINT NOT NULL,
+    als_rank          INTEGER NOT NULL,
+    als_score         DOUBLE NOT NULL,
+    source            VARCHAR NOT NULL,   -- 'als' | 'popular'
+    evidence_item_ids BIGINT[] NOT NULL,  -- history items contributing most to the ALS score
+    model_version     VARCHAR NOT NULL,
+    PRIMARY KEY (run_date, user_id, item_id)
+);
+
+CREATE TABLE IF NOT EXISTS ranked (
+    run_date          DATE NOT NULL,
+    user_id           BIGINT NOT NULL,
+    rank              INTEGER NOT NULL,
+    item_id           BIGINT NOT NULL,
+    score             DOUBLE NOT NULL,
+    explanation       VARCHAR NOT NULL,
+    evidence_item_ids BIGINT[] NOT NULL,
+    ranker            VARCHAR NOT NULL,
+    model_version     VARCHAR NOT NULL,
+    prompt_version    VARCHAR,
+    fallback_reason   VARCHAR,
+    PRIMARY KEY (run_date, user_id, rank)
+);
+
+-- What each stage of each run did: counts, seconds, status (also the resume ledger).
+CREATE TABLE IF NOT EXISTS stage_runs (
+    run_date  DATE NOT NULL,
+    stage     VARCHAR NOT NULL,
+    status    VARCHAR NOT NULL,
+    seconds   DOUBLE NOT NULL,
+    counts    JSON NOT NULL,
+    finished_at TIMESTAMP NOT NULL,
+    PRIMARY KEY (run_date, stage)
+);

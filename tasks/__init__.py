@@ -1,0 +1,1 @@
+"""Stages of the nightly run: one module per stage, plain functions wrapped as Prefect tasks."""

@@ -1,0 +1,53 @@
+"""DuckDB connection and the SQL files under `sql/`."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
+
+
+@cache
+def sql(name: str) -> str:
+    """The text of `sql/<name>.sql`."""
+    return (SQL_DIR / f"{name}.sql").read_text()
+
+
+@contextmanager
+def connect(db_path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
+    """Open the run's DuckDB file with the schema in place; close it afterwards."""
+    db_path.parent.mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect(str(db_path))
+    try:
+        con.execute(sql("schema"))
+        yield con
+    finally:
+        con.close()
+
+
+@contextmanager
+def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
+    """All statements inside commit together or not at all."""
+    con.begin()
+    try:
+        yield con
+    except BaseException:
+        con.rollback()
+        raise
+    con.commit()
+
+
+def run(con: duckdb.DuckDBPyConnection, name: str, params: Mapping[str, Any] | None = None) -> list[tuple]:
+    """Execute `sql/<name>.sql` with named parameters and return all its rows."""
+    return con.execute(sql(name), dict(params or {})).fetchall()
+
+
+def scalar(con: duckdb.DuckDBPyConnection, name: str, params: Mapping[str, Any] | None = None) -> Any:
+    """The single value `sql/<name>.sql` returns."""
+    return run(con, name, params)[0][0]

@@ -1,0 +1,82 @@
+"""The one settings object: env vars (`RECS_*`, `OPENAI_*`), CLI flags and deployment
+parameters all land here."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+RankerName = Literal["als", "llm"]
+
+
+class Settings(BaseSettings):
+    """Every knob of a nightly run, with its default."""
+
+    model_config = SettingsConfigDict(env_prefix="RECS_", extra="ignore")
+
+    # where things live
+    home: Path = Field(Path("data"), description="Holds the DuckDB file, models and recommendations/.")
+    data: Path | None = Field(
+        None, description="MovieLens directory/file or interactions CSV/Parquet; empty: the built-in generated dataset."
+    )
+    catalog: Path | None = Field(None, description="Catalogue CSV/Parquet for a generic interactions file.")
+    run_date: date = Field(default_factory=date.today, description="The night this run is for (partition key).")
+
+    # built-in dataset
+    gen_users: int = Field(1_000, ge=10, description="Users in the generated default dataset.")
+    gen_items: int = Field(2_000, ge=20, description="Items in the generated default dataset.")
+    gen_ratings: int = Field(100_000, ge=100, description="Ratings in the generated default dataset.")
+    gen_seed: int = Field(7, description="Seed of the generated default dataset.")
+
+    # recommendations
+    k: int = Field(10, ge=1, le=100, description="Recommendations published per user.")
+    n_candidates: int = Field(30, ge=1, le=500, description="ALS candidates per user handed to the ranker.")
+    like_threshold: float = Field(3.0, description="A rating above this counts as a like.")
+    ranker: RankerName = Field("als", description="Ranking backend: als (offline) or llm.")
+    users_per_batch: int = Field(250, ge=1, description="Users per ranking task (fan-out granularity).")
+    evidence_items: int = Field(3, ge=1, le=10, description="History items cited per explanation at most.")
+
+    # ALS and its evaluation
+    als_factors: int = Field(64, ge=2, description="Latent factors.")
+    als_regularization: float = Field(0.05, ge=0, description="L2 regularization.")
+    als_iterations: int = Field(20, ge=1, description="ALS sweeps.")
+    als_alpha: float = Field(1.0, gt=0, description="Confidence scale applied to likes.")
+    split_seed: int = Field(42, description="Seed of the holdout split.")
+    test_fraction: float = Field(0.1, gt=0, lt=1, description="Share of likes held out for evaluation.")
+    promote_tolerance: float = Field(
+        0.01, ge=0, description="A new model is promoted unless its NDCG@10 is worse than the current one by more."
+    )
+
+    # LLM ranker (issue: LLM ranking stage)
+    llm_base_url: str | None = Field(
+        None, validation_alias=AliasChoices("RECS_LLM_BASE_URL", "OPENAI_BASE_URL"), description="OpenAI-compatible endpoint."
+    )
+    llm_api_key: SecretStr | None = Field(
+        None, validation_alias=AliasChoices("RECS_LLM_API_KEY", "OPENAI_API_KEY"), description="API key (never logged)."
+    )
+    llm_model: str = Field("gpt-4o-mini", description="Chat model name.")
+    llm_temperature: float = Field(0.0, ge=0, le=2, description="Sampling temperature.")
+    llm_timeout: float = Field(30.0, gt=0, description="Seconds per request before it counts as timed out.")
+    llm_rpm: int = Field(60, ge=1, description="Requests per minute at most.")
+    llm_tpm: int = Field(200_000, ge=1, description="Tokens per minute at most.")
+    llm_concurrency: int = Field(4, ge=1, description="Requests in flight at most.")
+
+    @property
+    def db_path(self) -> Path:
+        return self.home / "recs.duckdb"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.home / "models"
+
+    @property
+    def recommendations_dir(self) -> Path:
+        return self.home / "recommendations"
+
+    @property
+    def staging_dir(self) -> Path:
+        return self.home / "staging"
