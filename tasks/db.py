@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import polars as pl
 
 SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
 
@@ -51,3 +52,8 @@ def run(con: duckdb.DuckDBPyConnection, name: str, params: Mapping[str, Any] | N
 def scalar(con: duckdb.DuckDBPyConnection, name: str, params: Mapping[str, Any] | None = None) -> Any:
     """The single value `sql/<name>.sql` returns."""
     return run(con, name, params)[0][0]
+
+
+def frame(con: duckdb.DuckDBPyConnection, name: str, params: Mapping[str, Any] | None = None) -> pl.DataFrame:
+    """The rows of `sql/<name>.sql` as a polars frame (via Arrow)."""
+    return pl.from_arrow(con.sql(sql(name), params=dict(params or {})).to_arrow_table())

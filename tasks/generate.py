@@ -61,10 +61,10 @@ USER_WINDOW_SCALE = 0.25  # a user's active window is exponential with this shar
 
 LATENT_FACTORS = 16
 GENRE_TASTE_WEIGHT = 1.0  # weight of genre taste next to the latent factors in the affinity
-TASTE_SHARPNESS = 1.5  # how strongly affinity drives which items a user rates
-POPULARITY_SIGMA = 1.2  # log-normal spread of item popularity (the long tail)
+TASTE_SHARPNESS = 1.0  # how strongly affinity drives which items a user rates
+POPULARITY_SIGMA = 2.0  # log-normal spread of item popularity (the long tail)
 ACTIVITY_SIGMA = 1.0  # log-normal spread of ratings per user
-QUALITY_SD, QUALITY_POPULARITY = 0.3, 0.2  # item quality spread and its link to popularity
+QUALITY_SD, QUALITY_POPULARITY = 0.3, 0.5  # item quality spread and its link to popularity
 USER_BIAS_SD = 0.4
 RATING_NOISE_SD = 0.6
 RATING_SHARES = (0.06, 0.11, 0.27, 0.34, 0.22)  # of ratings 1..5: mean ~3.55, 56 % above 3
@@ -206,6 +206,7 @@ def _sample_rated_items(
         k = counts[users]
         affinity = user_vectors[users].astype(np.float32) @ items_t
         noise = rng.standard_exponential((len(users), n_items), dtype=np.float32)
+        np.maximum(noise, np.finfo(np.float32).tiny, out=noise)  # float32 exponentials can be exactly 0
         keys = TASTE_SHARPNESS * affinity + log_pop - np.log(noise, out=noise)
         top = np.argpartition(keys, n_items - k.max(), axis=1)[:, n_items - k.max() :]
         top = np.take_along_axis(top, np.argsort(-np.take_along_axis(keys, top, axis=1), axis=1), axis=1)

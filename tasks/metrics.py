@@ -1,0 +1,44 @@
+"""Top-K ranking metrics over a whole user set, vectorised."""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+import scipy.sparse as sp
+
+CUTOFFS = (5, 10, 15, 20)
+
+
+def hit_matrix(recommended: np.ndarray, relevant: sp.csr_matrix) -> np.ndarray:
+    """hits[u, r] is True when the r-th recommendation of user row u is relevant to u."""
+    rows = np.repeat(np.arange(recommended.shape[0]), recommended.shape[1])
+    valid = recommended.ravel() >= 0
+    hits = np.zeros(recommended.size, dtype=bool)
+    hits[valid] = np.asarray(relevant[rows[valid], recommended.ravel()[valid]]).ravel() > 0
+    return hits.reshape(recommended.shape)
+
+
+def ranking_metrics(hits: np.ndarray, n_relevant: np.ndarray, cutoffs: tuple[int, ...] = CUTOFFS) -> pl.DataFrame:
+    """Mean precision, recall, DCG, NDCG and MAP at each cutoff (columns metric, k, value).
+
+    `hits` is users x ranks; `n_relevant` the held-out relevant count of each user (> 0).
+    """
+    discounts = 1.0 / np.log2(np.arange(2, hits.shape[1] + 2))
+    rows = []
+    for k in cutoffs:
+        top = hits[:, :k]
+        n_hits = top.sum(axis=1)
+        dcg = (top * discounts[:k]).sum(axis=1)
+        ideal_counts = np.minimum(n_relevant, k)
+        idcg = np.cumsum(discounts[:k])[ideal_counts - 1]
+        precision_at_i = np.cumsum(top, axis=1) / np.arange(1, k + 1)
+        average_precision = (precision_at_i * top).sum(axis=1) / ideal_counts
+        values = {
+            "precision": n_hits / k,
+            "recall": n_hits / n_relevant,
+            "dcg": dcg,
+            "ndcg": dcg / idcg,
+            "map": average_precision,
+        }
+        rows += [{"metric": name, "k": k, "value": float(v.mean())} for name, v in values.items()]
+    return pl.DataFrame(rows)

@@ -1,0 +1,208 @@
+"""Train: implicit ALS on likes, holdout evaluation against popularity, versioned save, promotion gate."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import date, datetime, timezone
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import polars as pl
+import scipy.sparse as sp
+from implicit.cpu.als import AlternatingLeastSquares
+from implicit.evaluation import train_test_split
+from prefect import task
+from threadpoolctl import threadpool_limits
+
+from tasks import db
+from tasks.db import connect, run, transaction
+from tasks.metrics import CUTOFFS, hit_matrix, ranking_metrics
+from tasks.settings import Settings
+
+EVAL_DEPTH = max(CUTOFFS)
+
+
+@dataclass(frozen=True)
+class Interactions:
+    """Latest rating per (user, item) as sparse matrices over dense user/item indices."""
+
+    user_ids: np.ndarray  # external id of each user row
+    item_ids: np.ndarray  # external id of each item column
+    likes: sp.csr_matrix  # confidence of each liked pair
+    seen: sp.csr_matrix  # 1 for every rated pair, liked or not
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    model_version: str
+    promoted: bool
+    serving_version: str
+    decision: str
+    metrics: pl.DataFrame  # method, metric, k, value
+    resumed: bool = False
+
+
+def load_interactions(con: duckdb.DuckDBPyConnection, like_threshold: float, alpha: float) -> Interactions:
+    frame = db.frame(con, "train/interactions")
+    user_ids = np.unique(frame["user_id"].to_numpy())
+    item_ids = np.unique(frame["item_id"].to_numpy())
+    rows = np.searchsorted(user_ids, frame["user_id"].to_numpy())
+    cols = np.searchsorted(item_ids, frame["item_id"].to_numpy())
+    shape = (len(user_ids), len(item_ids))
+    liked = frame["rating"].to_numpy() > like_threshold
+    likes = sp.csr_matrix((np.full(liked.sum(), alpha, dtype=np.float32), (rows[liked], cols[liked])), shape=shape)
+    seen = sp.csr_matrix((np.ones(len(rows), dtype=np.float32), (rows, cols)), shape=shape)
+    return Interactions(user_ids, item_ids, likes, seen)
+
+
+def fit_als(likes: sp.csr_matrix, settings: Settings) -> AlternatingLeastSquares:
+    model = AlternatingLeastSquares(
+        factors=settings.als_factors,
+        regularization=settings.als_regularization,
+        iterations=settings.als_iterations,
+        random_state=settings.split_seed,
+    )
+    with threadpool_limits(1, "blas"):
+        model.fit(likes, show_progress=False)
+    return model
+
+
+def popular_topk(popularity: np.ndarray, seen: sp.csr_matrix, n: int, batch: int = 2048) -> np.ndarray:
+    """Top-n most popular items per row of `seen`, excluding seen items (-1 pads short rows)."""
+    order = np.argsort(-popularity, kind="stable")
+    depth = min(len(order), n + int(np.diff(seen.indptr).max(initial=0)))
+    head = order[:depth]
+    out = np.full((seen.shape[0], n), -1, dtype=np.int64)
+    for start in range(0, seen.shape[0], batch):
+        block = np.asarray(seen[start : start + batch][:, head].todense()) > 0
+        ranks = np.where(block, depth, np.arange(depth))  # seen items sink to the end
+        chosen = np.sort(ranks, axis=1)[:, :n]
+        out[start : start + batch] = np.where(chosen < depth, head[np.minimum(chosen, depth - 1)], -1)
+    return out
+
+
+def evaluate(data: Interactions, settings: Settings) -> pl.DataFrame:
+    """Holdout metrics of ALS and of popularity on one seeded split of the likes."""
+    train, test = train_test_split(data.likes, train_percentage=1 - settings.test_fraction, random_state=settings.split_seed)
+    train, test = train.tocsr(), test.tocsr()
+    test_users = np.flatnonzero(np.diff(test.indptr) > 0)
+    seen_in_train = (data.seen - (test > 0).astype(np.float32)).tocsr()
+    seen_in_train.eliminate_zeros()
+    n_relevant = np.diff(test.indptr)[test_users]
+
+    model = fit_als(train, settings)
+    with threadpool_limits(1, "blas"):
+        als_ids, _ = model.recommend(test_users, seen_in_train[test_users], N=EVAL_DEPTH, filter_already_liked_items=True)
+    popularity = np.asarray((train > 0).sum(axis=0)).ravel().astype(float)
+    pop_ids = popular_topk(popularity, seen_in_train[test_users], EVAL_DEPTH)
+
+    return pl.concat(
+        [
+            ranking_metrics(hit_matrix(ids, test[test_users]), n_relevant).with_columns(method=pl.lit(method))
+            for method, ids in (("als", als_ids), ("popularity", pop_ids))
+        ]
+    ).select("method", "metric", "k", "value")
+
+
+def metric_value(metrics: pl.DataFrame, method: str, metric: str, k: int) -> float:
+    return metrics.filter(method=method, metric=metric, k=k)["value"].item()
+
+
+def model_version(run_date: date, fingerprint: str, settings: Settings) -> str:
+    params = json.dumps(als_params(settings), sort_keys=True)
+    digest = hashlib.sha256(f"{fingerprint}|{params}".encode()).hexdigest()[:10]
+    return f"{run_date:%Y%m%d}-{digest}"
+
+
+def als_params(settings: Settings) -> dict[str, float | int]:
+    return {
+        "factors": settings.als_factors,
+        "regularization": settings.als_regularization,
+        "iterations": settings.als_iterations,
+        "alpha": settings.als_alpha,
+        "like_threshold": settings.like_threshold,
+        "split_seed": settings.split_seed,
+        "test_fraction": settings.test_fraction,
+    }
+
+
+def save_model(directory: Path, model: AlternatingLeastSquares, data: Interactions) -> None:
+    """Factors and the id maps, written to a temp dir and renamed into place."""
+    tmp = directory.with_name(directory.name + ".tmp")
+    tmp.mkdir(parents=True, exist_ok=True)
+    model.save(str(tmp / "als.npz"))
+    np.save(tmp / "user_ids.npy", data.user_ids)
+    np.save(tmp / "item_ids.npy", data.item_ids)
+    tmp.rename(directory)
+
+
+def load_model(directory: Path) -> tuple[AlternatingLeastSquares, np.ndarray, np.ndarray]:
+    model = AlternatingLeastSquares.load(str(directory / "als.npz"))
+    return model, np.load(directory / "user_ids.npy"), np.load(directory / "item_ids.npy")
+
+
+def promotion_decision(new_ndcg: float, current: tuple[str, float] | None, tolerance: float) -> tuple[bool, str]:
+    if current is None:
+        return True, "promoted: first model"
+    version, current_ndcg = current
+    if new_ndcg >= current_ndcg - tolerance:
+        return True, f"promoted: NDCG@10 {new_ndcg:.4f} vs {current_ndcg:.4f} of {version}"
+    return False, f"kept {version}: new NDCG@10 {new_ndcg:.4f} is worse than {current_ndcg:.4f} by more than {tolerance}"
+
+
+def train_model(con: duckdb.DuckDBPyConnection, settings: Settings) -> TrainResult:
+    """Evaluate on a holdout, refit on all likes, save, and promote if not worse than the current model."""
+    version = model_version(settings.run_date, run(con, "train/fingerprint")[0][0], settings)
+    existing = run(con, "train/find_model", {"model_version": version})
+    if existing:
+        return _resumed(con, version, existing[0])
+
+    data = load_interactions(con, settings.like_threshold, settings.als_alpha)
+    if data.likes.nnz == 0:
+        raise ValueError(f"no likes (rating > {settings.like_threshold}) to train on")
+    metrics = evaluate(data, settings)
+    model = fit_als(data.likes, settings)
+    save_model(settings.models_dir / version, model, data)
+
+    new_ndcg = metric_value(metrics, "als", "ndcg", 10)
+    current = run(con, "train/current_model")
+    promoted, decision = promotion_decision(new_ndcg, current[0] if current else None, settings.promote_tolerance)
+    with transaction(con):
+        run(
+            con,
+            "train/record_model",
+            {
+                "model_version": version,
+                "run_date": settings.run_date,
+                "trained_at": datetime.now(timezone.utc).replace(tzinfo=None),
+                "params": json.dumps(als_params(settings)),
+                "n_users": len(data.user_ids),
+                "n_items": len(data.item_ids),
+                "n_likes": data.likes.nnz,
+                "ndcg_at_10": new_ndcg,
+                "promoted": promoted,
+                "decision": decision,
+            },
+        )
+        con.register("new_metrics", metrics.to_arrow())
+        run(con, "train/record_metrics", {"model_version": version})
+        con.unregister("new_metrics")
+    serving = version if promoted else current[0][0]
+    return TrainResult(version, promoted, serving, decision, metrics)
+
+
+def _resumed(con: duckdb.DuckDBPyConnection, version: str, row: tuple) -> TrainResult:
+    _, promoted, decision, _ = row
+    current = run(con, "train/current_model")
+    metrics = db.frame(con, "train/model_metrics", {"model_version": version})
+    return TrainResult(version, promoted, current[0][0], decision, metrics, resumed=True)
+
+
+@task(name="train", retries=0)
+def train(settings: Settings) -> TrainResult:
+    """Prefect task: retrain ALS on everything ingested so far."""
+    with connect(settings.db_path) as con:
+        return train_model(con, settings)
