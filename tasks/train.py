@@ -46,13 +46,23 @@ class TrainResult:
 
 
 def load_interactions(con: duckdb.DuckDBPyConnection, like_threshold: float, alpha: float) -> Interactions:
+    """All users and items with at least one rating."""
     frame = db.frame(con, "train/interactions")
     user_ids = np.unique(frame["user_id"].to_numpy())
     item_ids = np.unique(frame["item_id"].to_numpy())
-    rows = np.searchsorted(user_ids, frame["user_id"].to_numpy())
-    cols = np.searchsorted(item_ids, frame["item_id"].to_numpy())
+    return to_matrices(frame, user_ids, item_ids, like_threshold, alpha)
+
+
+def to_matrices(
+    frame: pl.DataFrame, user_ids: np.ndarray, item_ids: np.ndarray, like_threshold: float, alpha: float
+) -> Interactions:
+    """Ratings (user_id, item_id, rating) as matrices over the given sorted id indices; other ids are left out."""
+    users, items = frame["user_id"].to_numpy(), frame["item_id"].to_numpy()
+    known = np.isin(users, user_ids) & np.isin(items, item_ids)
+    rows = np.searchsorted(user_ids, users[known])
+    cols = np.searchsorted(item_ids, items[known])
     shape = (len(user_ids), len(item_ids))
-    liked = frame["rating"].to_numpy() > like_threshold
+    liked = frame["rating"].to_numpy()[known] > like_threshold
     likes = sp.csr_matrix((np.full(liked.sum(), alpha, dtype=np.float32), (rows[liked], cols[liked])), shape=shape)
     seen = sp.csr_matrix((np.ones(len(rows), dtype=np.float32), (rows, cols)), shape=shape)
     return Interactions(user_ids, item_ids, likes, seen)
