@@ -98,3 +98,12 @@ CREATE TABLE IF NOT EXISTS stage_runs (
     finished_at TIMESTAMP NOT NULL,
     PRIMARY KEY (run_date, stage)
 );
+
+-- Partitions published to Parquet (only validated runs get here).
+CREATE TABLE IF NOT EXISTS published_runs (
+    run_date     DATE PRIMARY KEY,
+    path         VARCHAR NOT NULL,
+    users        BIGINT NOT NULL,
+    rows         BIGINT NOT NULL,
+    published_at TIMESTAMP NOT NULL
+);

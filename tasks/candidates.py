@@ -55,7 +55,7 @@ def als_candidates(
 def _long_frame(user_ids: np.ndarray, item_ids: np.ndarray, scores: np.ndarray, evidence: np.ndarray, source: str) -> pl.DataFrame:
     """Users x ranks arrays (evidence: users x ranks x top) -> one row per candidate, padding dropped."""
     n_users, depth = item_ids.shape
-    evidence_lists = pl.Series(evidence.reshape(n_users * depth, -1)).arr.to_list()
+    evidence_lists = pl.Series(evidence.reshape(n_users * depth, evidence.shape[-1])).arr.to_list()
     frame = pl.DataFrame(
         {
             "user_id": np.repeat(user_ids, depth),
@@ -102,10 +102,11 @@ def popular_candidates(con, settings: Settings, ratings: pl.DataFrame, users: np
 
 
 def store_candidates(con, frame: pl.DataFrame, settings: Settings, model_version: str) -> None:
-    """Replace this run_date's candidates atomically."""
+    """Replace this run_date's candidates, and drop its ranked rows made from the old ones, atomically."""
     params = {"run_date": settings.run_date}
     with db.transaction(con):
         db.run(con, "candidates/replace", params)
+        db.run(con, "rank/clear", params)
         con.register("new_candidates", frame.to_arrow())
         db.run(con, "candidates/insert", params | {"model_version": model_version})
         con.unregister("new_candidates")
@@ -113,9 +114,10 @@ def store_candidates(con, frame: pl.DataFrame, settings: Settings, model_version
 
 @task(name="candidates")
 def candidates(settings: Settings, serving_version: str) -> dict[str, int]:
-    """Prefect task: compute and store every user's candidates; return counts by source."""
+    """Prefect task: every user's candidates, reused when this run_date already has them from this model."""
+    params = {"run_date": settings.run_date, "model_version": serving_version}
     with db.connect(settings.db_path) as con:
-        frame = build_candidates(con, settings, serving_version)
-        store_candidates(con, frame, settings, serving_version)
-    counts = frame.group_by("source").agg(users=pl.col("user_id").n_unique())
-    return {row["source"]: row["users"] for row in counts.iter_rows(named=True)} | {"rows": frame.height}
+        if not db.run(con, "candidates/existing", params):
+            store_candidates(con, build_candidates(con, settings, serving_version), settings, serving_version)
+        counts = db.run(con, "candidates/existing", params)
+    return {f"{source}_users": users for source, users, _ in counts} | {"rows": sum(rows for *_, rows in counts)}

@@ -102,7 +102,7 @@ def generate_dataset(
         {
             "item_id": np.arange(1, n_items + 1, dtype=np.int64),
             "title": _titles(rng, years),
-            "genres": [[GENRES[g] for g in np.flatnonzero(row)] for row in genres],
+            "genres": _genre_lists(genres),
             "year": years.astype(np.int32),
         },
         schema={"item_id": pl.Int64, "title": pl.Utf8, "genres": pl.List(pl.Utf8), "year": pl.Int32},
@@ -132,6 +132,13 @@ def _item_genres(rng: np.random.Generator, n_items: int) -> np.ndarray:
     keys = np.log(GENRE_WEIGHTS) + rng.gumbel(size=(n_items, len(GENRES)))
     rank = np.argsort(np.argsort(-keys, axis=1), axis=1)
     return rank < n_genres[:, None]
+
+
+def _genre_lists(genres: np.ndarray) -> pl.Series:
+    """Genre names per item from the membership matrix, in GENRES order."""
+    items, genre_index = np.nonzero(genres)
+    names = pl.DataFrame({"item": items, "genre": np.array(GENRES)[genre_index]})
+    return names.group_by("item", maintain_order=True).agg("genre").get_column("genre")
 
 
 def _years(rng: np.random.Generator, n_items: int) -> np.ndarray:
@@ -196,25 +203,29 @@ def _sample_rated_items(
     popularity x exp(TASTE_SHARPNESS x affinity) by Gumbel top-k, in batches of users of similar
     activity; return (user indices, item indices, affinities) of the draws."""
     n_items = len(item_vectors)
-    items_t = item_vectors.T.astype(np.float32)
+    items_t = (TASTE_SHARPNESS * item_vectors.T).astype(np.float32)
     log_pop = log_popularity.astype(np.float32)
     order = np.argsort(counts, kind="stable")
     batch = max(1, CHUNK_CELLS // n_items)
+    keys_buffer = np.empty((batch, n_items), dtype=np.float32)  # reused: fresh pages are slow to fault in
+    gumbel_buffer = np.empty_like(keys_buffer)
     users_out, items_out, affinity_out = [], [], []
     for start in range(0, len(order), batch):
         users = order[start : start + batch]
-        k = counts[users]
-        affinity = user_vectors[users].astype(np.float32) @ items_t
-        noise = rng.standard_exponential((len(users), n_items), dtype=np.float32)
-        np.maximum(noise, np.finfo(np.float32).tiny, out=noise)  # float32 exponentials can be exactly 0
-        keys = TASTE_SHARPNESS * affinity + log_pop - np.log(noise, out=noise)
+        k, keys, gumbel = counts[users], keys_buffer[: len(users)], gumbel_buffer[: len(users)]
+        np.matmul(user_vectors[users].astype(np.float32), items_t, out=keys)
+        keys += log_pop
+        rng.standard_exponential(out=gumbel, dtype=np.float32)
+        np.maximum(gumbel, np.finfo(np.float32).tiny, out=gumbel)  # float32 exponentials can be exactly 0
+        keys -= np.log(gumbel, out=gumbel)
         top = np.argpartition(keys, n_items - k.max(), axis=1)[:, n_items - k.max() :]
         top = np.take_along_axis(top, np.argsort(-np.take_along_axis(keys, top, axis=1), axis=1), axis=1)
         rows, ranks = np.nonzero(np.arange(top.shape[1]) < k[:, None])
-        users_out.append(users[rows])
-        items_out.append(top[rows, ranks])
-        affinity_out.append(affinity[rows, top[rows, ranks]])
-    return np.concatenate(users_out), np.concatenate(items_out), np.concatenate(affinity_out).astype(np.float64)
+        drawn_users, drawn_items = users[rows], top[rows, ranks]
+        users_out.append(drawn_users)
+        items_out.append(drawn_items)
+        affinity_out.append(np.einsum("ij,ij->i", user_vectors[drawn_users], item_vectors[drawn_items]))
+    return np.concatenate(users_out), np.concatenate(items_out), np.concatenate(affinity_out)
 
 
 def _quantise(scores: np.ndarray) -> np.ndarray:

@@ -14,8 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+from prefect import task
 
-from tasks.db import run, scalar, transaction
+from tasks.db import connect, run, scalar, transaction
+from tasks.generate import write_dataset
+from tasks.settings import Settings
 
 RATING_RANGE = (0.5, 5.0)
 WEIGHT_RANGE = (0.0, 1e12)
@@ -253,3 +256,29 @@ def _expected_fields(file: InteractionsFile) -> int:
 def _header_width(path: Path) -> int:
     with path.open(encoding="utf-8", errors="replace") as f:
         return len(f.readline().split(","))
+
+
+def resolve_source(settings: Settings) -> Source:
+    """The configured source, or the built-in generated dataset (written once under the home)."""
+    if settings.data is not None:
+        return detect_source(settings.data, settings.catalog)
+    name = f"generated-{settings.gen_users}x{settings.gen_items}x{settings.gen_ratings}-seed{settings.gen_seed}"
+    directory = settings.home / "source" / name
+    interactions, catalog = directory / "interactions.csv", directory / "catalog.csv"
+    if not (interactions.exists() and catalog.exists()):
+        write_dataset(
+            directory,
+            n_users=settings.gen_users,
+            n_items=settings.gen_items,
+            n_ratings=settings.gen_ratings,
+            seed=settings.gen_seed,
+        )
+    return detect_source(interactions, catalog)
+
+
+@task(name="ingest")
+def ingest(settings: Settings) -> IngestReport:
+    """Prefect task: load the source into DuckDB; bad rows go to quarantine."""
+    source = resolve_source(settings)
+    with connect(settings.db_path) as con:
+        return ingest_source(con, source)

@@ -1,0 +1,60 @@
+"""`recs`: run the nightly flow locally (Prefect ephemeral mode, no server needed)."""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+
+app = typer.Typer(help="explained-recs: nightly ALS + LLM recommendations with grounded explanations.", no_args_is_help=True)
+console = Console(stderr=True)
+
+
+def _quiet_environment() -> None:
+    """Defaults for a local run: no telemetry, one BLAS thread (implicit parallelises itself)."""
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    os.environ.setdefault("DO_NOT_TRACK", "1")
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")  # first start migrates its database
+
+
+@app.callback()
+def main() -> None:
+    """explained-recs command line."""
+
+
+@app.command()
+def run(
+    data: Annotated[Optional[Path], typer.Option(help="MovieLens dir/file or interactions CSV/Parquet (default: built-in dataset).")] = None,
+    catalog: Annotated[Optional[Path], typer.Option(help="Catalogue CSV for a generic interactions file.")] = None,
+    home: Annotated[Optional[Path], typer.Option(help="Data home (env RECS_HOME, default ./data).")] = None,
+    run_date: Annotated[Optional[datetime], typer.Option(formats=["%Y-%m-%d"], help="Night to compute (default today).")] = None,
+    ranker: Annotated[Optional[str], typer.Option(help="als | llm")] = None,
+    k: Annotated[Optional[int], typer.Option(help="Recommendations per user.")] = None,
+) -> None:
+    """Run the nightly flow once: ingest, train, candidates, rank, publish."""
+    _quiet_environment()
+    from flows.nightly import nightly
+    from flows.parameters import RunParameters
+
+    try:
+        params = RunParameters(
+            data=data, catalog=catalog, home=home, run_date=run_date.date() if run_date else None, ranker=ranker, k=k
+        )
+    except ValueError as error:
+        console.print(f"[red]error:[/] {error}")
+        raise typer.Exit(2) from None
+    state = nightly(params, return_state=True)
+    if state.is_failed():
+        console.print(f"[red]run failed:[/] {state.message}")
+        raise typer.Exit(1)
+    summary = state.result()
+    console.print(f"[green]published[/] {summary['rows']} rows for {summary['users']} users to {summary['published']}")
+
+
+if __name__ == "__main__":
+    app()
