@@ -332,6 +332,7 @@ class _Handler(BaseHTTPRequestHandler):
     """Reads one request, asks the owning server for a reply, writes it with Content-Length."""
 
     protocol_version = "HTTP/1.1"  # keep-alive
+    disable_nagle_algorithm = True  # headers and body are two writes: avoid the 40 ms delayed-ACK stall
     server: _HTTPServer
 
     def log_message(self, format: str, *args: Any) -> None:

@@ -114,8 +114,8 @@ def _popularity_ndcg(train: sp.csr_matrix, test: sp.csr_matrix) -> float:
 def test_als_beats_popularity_clearly(default_dataset: tuple[pl.DataFrame, pl.DataFrame]) -> None:
     _, ratings = default_dataset
     train, test = train_test_split(_likes(ratings, 1_000, 2_000), train_percentage=0.9, random_state=0)
-    model = AlternatingLeastSquares(factors=32, iterations=15, regularization=0.05, random_state=0)
     with threadpool_limits(1, "blas"):  # implicit's ALS is slow with a threaded BLAS
+        model = AlternatingLeastSquares(factors=32, iterations=15, regularization=0.05, random_state=0)
         model.fit(train, show_progress=False)
     als = ranking_metrics_at_k(model, train, test, K=K, show_progress=False)["ndcg"]
     popularity = _popularity_ndcg(train, test)
