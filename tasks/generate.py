@@ -76,8 +76,9 @@ CHUNK_CELLS = 1 << 22  # user x item scores held in memory at once while samplin
 def generate_dataset(
     n_users: int = 1_000, n_items: int = 2_000, n_ratings: int = 100_000, seed: int = 7
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Return (catalog, ratings); exactly `n_ratings` ratings, every user with at least
-    `MIN_RATINGS_PER_USER`, deterministic for a seed."""
+    """Return (catalog, ratings): exactly `n_ratings` ratings, every user with at least
+    MIN_RATINGS_PER_USER and at most MAX_USER_SHARE of the items (ValueError if the sizes
+    do not allow that); the same frames for the same arguments."""
     rng = np.random.default_rng(seed)
     genres = _item_genres(rng, n_items)
     years = _years(rng, n_items)
@@ -142,9 +143,9 @@ def _genre_lists(genres: np.ndarray) -> pl.Series:
 
 
 def _years(rng: np.random.Generator, n_items: int) -> np.ndarray:
-    """Release years, more recent ones more common."""
+    """Release years in FIRST_YEAR..LAST_YEAR, more recent ones more common."""
     age = np.floor(rng.exponential(YEAR_RECENCY_SCALE, n_items)).astype(np.int64)
-    return np.maximum(LAST_YEAR - age, FIRST_YEAR)
+    return LAST_YEAR - age % (LAST_YEAR - FIRST_YEAR + 1)
 
 
 def _titles(rng: np.random.Generator, years: np.ndarray) -> pl.Series:
@@ -164,15 +165,9 @@ def _titles(rng: np.random.Generator, years: np.ndarray) -> pl.Series:
     for index, (template, columns, _) in enumerate(TITLE_PATTERNS):
         name = pl.when(pl.col("pattern") == index).then(pl.format(template, *columns)).otherwise(name)
     sequel = pl.col("name").cum_count().over("name", "year")
-    return (
-        words.with_columns(name=name)
-        .select(
-            pl.format(
-                "{}{} ({})", "name", pl.when(sequel > 1).then(pl.format(" {}", sequel)).otherwise(pl.lit("")), "year"
-            ).alias("title")
-        )
-        .to_series()
-    )
+    suffix = pl.when(sequel > 1).then(pl.format(" {}", sequel)).otherwise(pl.lit(""))
+    titled = words.with_columns(name=name).select(title=pl.format("{}{} ({})", "name", suffix, "year"))
+    return titled.get_column("title")
 
 
 def _ratings_per_user(rng: np.random.Generator, n_users: int, n_items: int, n_ratings: int) -> np.ndarray:
@@ -218,7 +213,8 @@ def _sample_rated_items(
         rng.standard_exponential(out=gumbel, dtype=np.float32)
         np.maximum(gumbel, np.finfo(np.float32).tiny, out=gumbel)  # float32 exponentials can be exactly 0
         keys -= np.log(gumbel, out=gumbel)
-        top = np.argpartition(keys, n_items - k.max(), axis=1)[:, n_items - k.max() :]
+        first_top = n_items - k.max()
+        top = np.argpartition(keys, first_top, axis=1)[:, first_top:]
         top = np.take_along_axis(top, np.argsort(-np.take_along_axis(keys, top, axis=1), axis=1), axis=1)
         rows, ranks = np.nonzero(np.arange(top.shape[1]) < k[:, None])
         drawn_users, drawn_items = users[rows], top[rows, ranks]

@@ -69,13 +69,13 @@ def to_matrices(
 
 
 def fit_als(likes: sp.csr_matrix, settings: Settings) -> AlternatingLeastSquares:
-    model = AlternatingLeastSquares(
-        factors=settings.als_factors,
-        regularization=settings.als_regularization,
-        iterations=settings.als_iterations,
-        random_state=settings.split_seed,
-    )
-    with threadpool_limits(1, "blas"):
+    with threadpool_limits(1, "blas"):  # implicit checks the BLAS threads when the model is created
+        model = AlternatingLeastSquares(
+            factors=settings.als_factors,
+            regularization=settings.als_regularization,
+            iterations=settings.als_iterations,
+            random_state=settings.split_seed,
+        )
         model.fit(likes, show_progress=False)
     return model
 

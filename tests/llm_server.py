@@ -310,8 +310,9 @@ REFUSAL_TEXT = "I'm sorry, I can't help with that."
 
 def refusal(in_refusal_field: bool = False) -> Behaviour:
     """A refusal as content, or (like OpenAI structured outputs) ``content=None`` plus ``message.refusal``."""
-    return Behaviour("refusal", lambda body: completion_reply(body, None, REFUSAL_TEXT) if in_refusal_field
-                     else completion_reply(body, REFUSAL_TEXT))
+    if in_refusal_field:
+        return Behaviour("refusal", lambda body: completion_reply(body, None, REFUSAL_TEXT))
+    return content(REFUSAL_TEXT, "refusal")
 
 
 # ---------------------------------------------------------------- HTTP server
@@ -507,8 +508,9 @@ class OpenAICompatibleServer:
             return _fixed("not_found", error_reply(404, f"Unknown route {record.method} {record.path}",
                                                    "invalid_request_error", "unknown_url"))
         body = record.body
-        if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
-            return _fixed("invalid_request", error_reply(400, "Body must be a JSON object with 'messages'.",
+        messages = body.get("messages") if isinstance(body, dict) else None
+        if not isinstance(messages, list) or not all(isinstance(m, dict) for m in messages):
+            return _fixed("invalid_request", error_reply(400, "Body must be a JSON object with a 'messages' list.",
                                                          "invalid_request_error"))
         if body.get("stream"):
             return _fixed("invalid_request", error_reply(400, "llm_server does not stream.", "invalid_request_error"))

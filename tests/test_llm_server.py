@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import openai
 import pytest
@@ -16,7 +17,6 @@ from llm_server import (
     Behaviour,
     OpenAICompatibleServer,
     cite_outside_history,
-    correct,
     duplicate_ids,
     hallucinated_ids,
     malformed_json,
@@ -56,7 +56,7 @@ def prompt(data: dict) -> str:
     return f"Rank these candidates.\n<data>{escaped}</data>"
 
 
-def ask(client: openai.OpenAI, data: dict = DATA, **kwargs) -> openai.types.chat.ChatCompletion:
+def ask(client: openai.OpenAI, data: dict = DATA, **kwargs: Any) -> openai.types.chat.ChatCompletion:
     messages = [{"role": "system", "content": "You rank movies."}, {"role": "user", "content": prompt(data)}]
     return client.chat.completions.create(model="test-model", messages=messages, **kwargs)
 
@@ -180,17 +180,26 @@ def test_script_is_consumed_in_order(server: OpenAICompatibleServer, client: ope
         "server_error", "malformed_json", "prose_around_json", "refusal", "correct"]
 
 
-@pytest.mark.parametrize(("behaviour", "defect"), [
+DEFECTS: list[tuple[Behaviour, Callable[[list[Item]], bool]]] = [
     (hallucinated_ids(), lambda items: {i.id for i in items} - set(CANDIDATE_IDS) == {"c999"}),
     (missing_ids(2), lambda items: len({i.id for i in items}) == len(items) == 3),
     (duplicate_ids(), lambda items: len(items) == 6 and {i.id for i in items} == set(CANDIDATE_IDS)),
     (cite_outside_history(), lambda items: items[0].evidence == ["h999"] and items[1].evidence == ["h1"]),
     (overlong_explanation(3000), lambda items: len(items[0].explanation) == 3000),
-])
+]
+
+
+@pytest.mark.parametrize(("behaviour", "defect"), DEFECTS, ids=[b.name for b, _ in DEFECTS])
 def test_corrupting_behaviours(server: OpenAICompatibleServer, client: openai.OpenAI,
-                               behaviour: Behaviour, defect) -> None:
+                               behaviour: Behaviour, defect: Callable[[list[Item]], bool]) -> None:
     server.script(behaviour)
     assert defect(ranking_of(ask(client)))
+
+
+def test_default_brain_is_replaceable() -> None:
+    with OpenAICompatibleServer(default_brain=refusal()) as server, \
+            openai.OpenAI(base_url=server.base_url, api_key="test-key", max_retries=0) as client:
+        assert [ask(client).choices[0].message.content for _ in range(2)] == [REFUSAL_TEXT] * 2
 
 
 def test_refusal_in_the_refusal_field(server: OpenAICompatibleServer, client: openai.OpenAI) -> None:
@@ -223,16 +232,15 @@ def test_keep_alive_reuses_one_connection(server: OpenAICompatibleServer, client
 
 
 def test_timeout_and_shutdown_do_not_hang(capfd: pytest.CaptureFixture[str]) -> None:
-    server = OpenAICompatibleServer().start()
-    client = openai.OpenAI(base_url=server.base_url, api_key="test-key", max_retries=0, timeout=0.2)
-    ask(client)  # leaves an idle keep-alive connection open
-    server.script(slow(30))
-    with pytest.raises(openai.APITimeoutError):
-        ask(client)
-    in_flight = server.requests[-1]
-    started = time.monotonic()
-    server.stop()
-    assert time.monotonic() - started < 1.0
-    assert in_flight.behaviour == "slow(correct)"
+    with OpenAICompatibleServer() as server, \
+            openai.OpenAI(base_url=server.base_url, api_key="test-key", max_retries=0, timeout=0.2) as client:
+        ask(client)  # leaves an idle keep-alive connection open
+        server.script(slow(30))
+        with pytest.raises(openai.APITimeoutError):
+            ask(client)
+        assert server.requests[-1].behaviour == "slow(correct)"
+
+        started = time.monotonic()
+        server.stop()  # the 30 s reply is still in flight
+        assert time.monotonic() - started < 1.0
     assert capfd.readouterr().err == ""
-    client.close()

@@ -1,17 +1,24 @@
--- The candidates of a batch of users with titles of the items and of their evidence.
-WITH evidence AS (
-    SELECT c.user_id, c.item_id, list(e.title ORDER BY x.pos) AS evidence_titles
-    FROM candidates AS c,
-        unnest(c.evidence_item_ids) WITH ORDINALITY AS x(id, pos)
-    JOIN catalog AS e ON e.item_id = x.id
-    WHERE c.run_date = $run_date AND c.user_id IN (SELECT unnest($user_ids))
+-- The candidates of a batch of users with titles of the items and of their evidence (in evidence order).
+WITH batch AS (
+    SELECT * FROM candidates
+    WHERE run_date = $run_date AND user_id IN (SELECT unnest($user_ids))
+),
+evidence AS (
+    SELECT user_id, item_id,
+           generate_subscripts(evidence_item_ids, 1) AS position,
+           unnest(evidence_item_ids) AS evidence_id
+    FROM batch
+),
+evidence_titles AS (
+    SELECT e.user_id, e.item_id, list(c.title ORDER BY e.position) AS evidence_titles
+    FROM evidence AS e
+    JOIN catalog AS c ON c.item_id = e.evidence_id
     GROUP BY ALL
 )
 SELECT
-    c.user_id, c.item_id, c.als_rank, c.als_score, c.source, c.model_version,
-    c.evidence_item_ids, i.title, coalesce(ev.evidence_titles, []) AS evidence_titles
-FROM candidates AS c
+    b.user_id, b.item_id, b.als_rank, b.als_score, b.source, b.model_version,
+    b.evidence_item_ids, i.title, coalesce(t.evidence_titles, []) AS evidence_titles
+FROM batch AS b
 JOIN catalog AS i USING (item_id)
-LEFT JOIN evidence AS ev USING (user_id, item_id)
-WHERE c.run_date = $run_date AND c.user_id IN (SELECT unnest($user_ids))
-ORDER BY c.user_id, c.als_rank;
+LEFT JOIN evidence_titles AS t USING (user_id, item_id)
+ORDER BY b.user_id, b.als_rank;

@@ -1,0 +1,113 @@
+"""Train and candidates: metrics, promotion, grounded evidence, unseen candidates."""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+import pytest
+
+from conftest import RUN_DATE
+from tasks import db
+from tasks.candidates import build_candidates, explain_batch
+from tasks.ingest import ingest_source, resolve_source
+from tasks.metrics import ranking_metrics
+from tasks.settings import Settings
+from tasks.train import load_model, promotion_decision, to_matrices, train_model
+
+
+@pytest.fixture
+def ingested(settings, con):
+    ingest_source(con, resolve_source(settings))
+    return con
+
+
+def test_ranking_metrics_follow_their_definitions():
+    hits = np.array([[True, False, True], [False, False, False]])
+    metrics = ranking_metrics(hits, n_relevant=np.array([2, 1]), cutoffs=(3,))
+    value = dict(zip(metrics["metric"], metrics["value"]))
+
+    assert value["precision"] == pytest.approx((2 / 3 + 0) / 2)
+    assert value["recall"] == pytest.approx((1 + 0) / 2)
+    dcg = 1 + 1 / np.log2(4)
+    assert value["dcg"] == pytest.approx(dcg / 2)
+    assert value["ndcg"] == pytest.approx(dcg / (1 + 1 / np.log2(3)) / 2)
+    assert value["map"] == pytest.approx((1 + 2 / 3) / 2 / 2)
+
+
+def test_promotion_keeps_the_current_model_when_the_new_one_is_worse():
+    assert promotion_decision(0.20, None, 0.01)[0]
+    assert promotion_decision(0.195, ("v1", 0.20), 0.01)[0]
+    promoted, decision = promotion_decision(0.10, ("v1", 0.20), 0.01)
+    assert not promoted and decision.startswith("kept v1")
+
+
+def test_training_on_the_default_dataset_saves_a_model_that_beats_popularity(tmp_path):
+    settings = Settings(home=tmp_path, run_date=RUN_DATE)  # the default generated size
+    with db.connect(settings.db_path) as con:
+        ingest_source(con, resolve_source(settings))
+        result = train_model(con, settings)
+        stored = db.run(con, "train/find_model", {"model_version": result.model_version})
+
+    assert result.promoted and result.serving_version == result.model_version
+    assert (settings.models_dir / result.model_version / "als.npz").exists()
+    ndcg = result.metrics.filter(metric="ndcg", k=10)
+    als, popularity = (ndcg.filter(method=m)["value"].item() for m in ("als", "popularity"))
+    print(f"NDCG@10 ALS {als:.3f} vs popularity {popularity:.3f}")
+    assert als > 1.2 * popularity
+    assert set(result.metrics["k"]) == {5, 10, 15, 20}
+    assert stored[0][1] is True
+
+
+def test_rerun_of_the_same_night_resumes(settings, ingested):
+    first = train_model(ingested, settings)
+    again = train_model(ingested, settings)
+    assert again.resumed and again.model_version == first.model_version
+
+
+def test_a_model_worse_than_the_current_one_is_not_promoted(settings, ingested):
+    ingested.execute(
+        "INSERT INTO model_runs VALUES ('excellent', '2026-11-01', '2026-11-01', '{}', 1, 1, 1, 0.99, true, 'test')"
+    )
+    result = train_model(ingested, settings)
+
+    assert not result.promoted
+    assert result.serving_version == "excellent"
+    assert result.decision.startswith("kept excellent")
+
+
+def test_batched_explanations_equal_implicits_explain(settings, ingested):
+    version = train_model(ingested, settings).serving_version
+    model, users, items = load_model(settings.models_dir / version)
+    data = to_matrices(db.frame(ingested, "train/interactions"), users, items, settings.like_threshold, settings.als_alpha)
+    user_rows = np.array([0, 3, 7])
+    ids, _ = model.recommend(user_rows, data.seen[user_rows], N=5, filter_already_liked_items=True)
+
+    evidence = explain_batch(model, data.likes, user_rows, ids, top=3)
+
+    for n, user in enumerate(user_rows):
+        for j, item in enumerate(ids[n]):
+            _, contributions, _ = model.explain(int(user), data.likes, int(item), N=3)
+            expected = [int(i) for i, score in contributions if score > 0]
+            assert evidence[n, j, : len(expected)].tolist() == expected
+
+
+def test_candidates_are_unseen_grounded_and_cover_every_user(settings, ingested):
+    # a user whose only rating is a dislike gets popular items
+    ingested.execute("INSERT INTO interactions VALUES (999999, 1, 1.0, '2020-01-01', 'test', now())")
+    version = train_model(ingested, settings).serving_version
+    frame = build_candidates(ingested, settings, version)
+
+    seen = db.frame(ingested, "train/interactions").select("user_id", "item_id")
+    assert frame.join(seen, on=["user_id", "item_id"]).height == 0, "no candidate was seen before"
+    per_user = frame.group_by("user_id").agg(n=pl.len(), distinct=pl.col("item_id").n_unique())
+    all_users = seen["user_id"].n_unique()
+    assert per_user.height == all_users
+    assert (per_user["n"] == settings.n_candidates).all() and (per_user["distinct"] == per_user["n"]).all()
+
+    cold = frame.filter(user_id=999999)
+    assert set(cold["source"]) == {"popular"} and cold["evidence_item_ids"].list.len().max() == 0
+
+    liked = db.frame(ingested, "train/interactions").filter(pl.col("rating") > settings.like_threshold)
+    cited = frame.filter(source="als").explode("evidence_item_ids").drop_nulls("evidence_item_ids")
+    outside = cited.join(liked, left_on=["user_id", "evidence_item_ids"], right_on=["user_id", "item_id"], how="anti")
+    assert cited.height > 0 and outside.height == 0, "evidence is always the user's own liked items"
