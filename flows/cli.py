@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+import logging
 import os
 from datetime import datetime
 from pathlib import Path
@@ -11,7 +13,7 @@ import typer
 from rich.console import Console
 
 app = typer.Typer(help="explained-recs: nightly ALS + LLM recommendations with grounded explanations.", no_args_is_help=True)
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)
 
 
 def _quiet_environment() -> None:
@@ -20,6 +22,23 @@ def _quiet_environment() -> None:
     os.environ.setdefault("DO_NOT_TRACK", "1")
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")  # first start migrates its database
+
+
+class _NoTracebackForExpectedFailures(logging.Filter):
+    """Bad input and failed checks are explained by their message; a traceback only adds noise."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        from tasks.errors import is_expected
+
+        if record.exc_info and is_expected(record.exc_info[1]):
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
+def _filter_prefect_handlers() -> None:
+    loggers = [logging.getLogger(name) for name in list(logging.root.manager.loggerDict)] + [logging.root]
+    for handler in {h for logger in loggers if isinstance(logger, logging.Logger) for h in logger.handlers}:
+        handler.addFilter(_NoTracebackForExpectedFailures())
 
 
 @app.callback()
@@ -41,6 +60,8 @@ def run(
     from flows.nightly import nightly
     from flows.parameters import RunParameters
 
+    _filter_prefect_handlers()
+
     try:
         params = RunParameters(
             data=data, catalog=catalog, home=home, run_date=run_date.date() if run_date else None, ranker=ranker, k=k
@@ -49,10 +70,14 @@ def run(
         console.print(f"[red]error:[/] {error}")
         raise typer.Exit(2) from None
     state = nightly(params, return_state=True)
-    if state.is_failed():
-        console.print(f"[red]run failed:[/] {state.message}")
+    outcome = state.result(raise_on_failure=False)
+    del state
+    if isinstance(outcome, BaseException):
+        console.print(f"[red]run failed:[/] {outcome}")
+        del outcome
+        gc.collect()  # release DuckDB handles held by the traceback before the interpreter exits
         raise typer.Exit(1)
-    summary = state.result()
+    summary = outcome
     console.print(f"[green]published[/] {summary['rows']} rows for {summary['users']} users to {summary['published']}")
 
 

@@ -11,6 +11,7 @@ from prefect import flow, get_run_logger, unmapped
 
 from flows.parameters import RunParameters
 from tasks.candidates import candidates
+from tasks.errors import StageFailed
 from tasks.ingest import ingest
 from tasks.publish import Published, publish
 from tasks.rank import pending_batches, rank_batch
@@ -22,7 +23,10 @@ T = TypeVar("T")
 def timed(stage: str, timings: dict[str, float], call: Callable[[], T]) -> T:
     """Run one stage, log how long it took and keep the figure for the summary."""
     started = time.perf_counter()
-    result = call()
+    try:
+        result = call()
+    except Exception as error:
+        raise StageFailed(stage, error) from error
     timings[stage] = round(time.perf_counter() - started, 2)
     get_run_logger().info("%s: %.2f s — %s", stage, timings[stage], result)
     return result

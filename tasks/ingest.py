@@ -16,6 +16,7 @@ from typing import Any
 import duckdb
 from prefect import task
 
+from tasks.errors import InputError
 from tasks.db import connect, run, scalar, transaction
 from tasks.generate import write_dataset
 from tasks.settings import Settings
@@ -23,10 +24,6 @@ from tasks.settings import Settings
 RATING_RANGE = (0.5, 5.0)
 WEIGHT_RANGE = (0.0, 1e12)
 INTERACTION_FIELDS = ("user_id", "item_id", "rating", "timestamp")
-
-
-class InputError(ValueError):
-    """The source cannot be read as any supported format."""
 
 
 @dataclass(frozen=True)

@@ -10,12 +10,11 @@ CUTOFFS = (5, 10, 15, 20)
 
 
 def hit_matrix(recommended: np.ndarray, relevant: sp.csr_matrix) -> np.ndarray:
-    """hits[u, r] is True when the r-th recommendation of user row u is relevant to u."""
-    rows = np.repeat(np.arange(recommended.shape[0]), recommended.shape[1])
-    valid = recommended.ravel() >= 0
-    hits = np.zeros(recommended.size, dtype=bool)
-    hits[valid] = np.asarray(relevant[rows[valid], recommended.ravel()[valid]]).ravel() > 0
-    return hits.reshape(recommended.shape)
+    """hits[u, r] is True when the r-th recommendation of user row u is relevant to u (-1 pads never are)."""
+    relevant = relevant.tocoo()
+    relevant_keys = relevant.row.astype(np.int64) * relevant.shape[1] + relevant.col
+    recommended_keys = np.arange(recommended.shape[0])[:, None] * relevant.shape[1] + recommended
+    return np.isin(recommended_keys, relevant_keys) & (recommended >= 0)
 
 
 def ranking_metrics(hits: np.ndarray, n_relevant: np.ndarray, cutoffs: tuple[int, ...] = CUTOFFS) -> pl.DataFrame:

@@ -19,6 +19,7 @@ from threadpoolctl import threadpool_limits
 
 from tasks import db
 from tasks.db import connect, run, transaction
+from tasks.errors import InputError
 from tasks.metrics import CUTOFFS, hit_matrix, ranking_metrics
 from tasks.settings import Settings
 
@@ -99,6 +100,8 @@ def evaluate(data: Interactions, settings: Settings) -> pl.DataFrame:
     train, test = train_test_split(data.likes, train_percentage=1 - settings.test_fraction, random_state=settings.split_seed)
     train, test = train.tocsr(), test.tocsr()
     test_users = np.flatnonzero(np.diff(test.indptr) > 0)
+    if len(test_users) == 0:
+        raise InputError(f"too few likes ({data.likes.nnz}) to hold any out for evaluation")
     seen_in_train = (data.seen - (test > 0).astype(np.float32)).tocsr()
     seen_in_train.eliminate_zeros()
     n_relevant = np.diff(test.indptr)[test_users]
@@ -172,7 +175,7 @@ def train_model(con: duckdb.DuckDBPyConnection, settings: Settings) -> TrainResu
 
     data = load_interactions(con, settings.like_threshold, settings.als_alpha)
     if data.likes.nnz == 0:
-        raise ValueError(f"no likes (rating > {settings.like_threshold}) to train on")
+        raise InputError(f"no likes (rating > {settings.like_threshold}) to train on")
     metrics = evaluate(data, settings)
     model = fit_als(data.likes, settings)
     save_model(settings.models_dir / version, model, data)
