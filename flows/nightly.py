@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 
 from prefect import flow, get_run_logger, unmapped
 
+from flows.artifacts import publish_run_artifacts
 from flows.parameters import RunParameters
 from tasks.candidates import candidates
 from tasks.errors import StageFailed
@@ -44,10 +45,11 @@ def nightly(params: RunParameters = RunParameters()) -> dict[str, Any]:
     ranked = timed("rank", timings, lambda: rank_all(settings))
     published: Published = timed("publish", timings, lambda: publish(settings))
 
-    return {
+    summary = {
         "run_date": settings.run_date.isoformat(),
         "ingested": ingested,
         "model": trained.decision,
+        "trained_version": trained.model_version,
         "serving_version": trained.serving_version,
         "candidates": candidate_counts,
         "ranked": ranked,
@@ -56,6 +58,8 @@ def nightly(params: RunParameters = RunParameters()) -> dict[str, Any]:
         "rows": published.rows,
         "seconds": timings,
     }
+    publish_run_artifacts(settings, summary)
+    return summary
 
 
 def rank_all(settings) -> dict[str, int]:

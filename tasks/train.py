@@ -45,6 +45,9 @@ class TrainResult:
     metrics: pl.DataFrame  # method, metric, k, value
     resumed: bool = False
 
+    def __str__(self) -> str:
+        return f"{self.decision}{' (reused, already trained tonight)' if self.resumed else ''}"
+
 
 def load_interactions(con: duckdb.DuckDBPyConnection, like_threshold: float, alpha: float) -> Interactions:
     """All users and items with at least one rating."""

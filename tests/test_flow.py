@@ -10,6 +10,7 @@ from datetime import timedelta
 import duckdb
 import polars as pl
 import pytest
+from prefect.client.orchestration import get_client
 
 from conftest import RUN_DATE, SMALL
 from flows.nightly import nightly
@@ -23,6 +24,11 @@ pytestmark = pytest.mark.usefixtures("prefect_server")
 def small_data(monkeypatch):
     for name, value in SMALL.items():
         monkeypatch.setenv(f"RECS_{name.upper()}", str(value))
+
+
+def read_artifacts(prefix: str):
+    with get_client(sync_client=True) as client:
+        return [a for a in client.read_artifacts() if a.key and a.key.startswith(prefix)]
 
 
 def read_partition(home, run_date) -> pl.DataFrame:
@@ -49,6 +55,8 @@ def test_nightly_run_gives_every_user_k_unseen_explained_items(tmp_path, small_d
     first_evidence = recs.with_columns(first_id=pl.col("evidence_item_ids").list.first()).drop_nulls("first_id")
     named = first_evidence.drop("title").join(titles, left_on="first_id", right_on="item_id")
     assert all(title in explanation for title, explanation in zip(named["title"], named["explanation"]))
+    keys = {a.key for a in read_artifacts(f"recs-{RUN_DATE.isoformat()}")}
+    assert keys == {f"recs-{RUN_DATE.isoformat()}-{name}" for name in ("summary", "model", "sample")}
     assert set(recs.columns) >= {"user_id", "rank", "item_id", "title", "score", "explanation", "evidence_item_ids", "ranker", "model_version"}
 
 

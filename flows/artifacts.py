@@ -1,0 +1,51 @@
+"""Prefect artifacts of a run: what people open in the UI instead of reading logs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import polars as pl
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+
+from tasks import db
+from tasks.settings import Settings
+
+SAMPLE_USERS = 5
+
+
+def markdown_table(frame: pl.DataFrame) -> str:
+    header = "| " + " | ".join(frame.columns) + " |\n|" + "---|" * frame.width + "\n"
+    rows = ("| " + " | ".join(_cell(v) for v in row) + " |" for row in frame.iter_rows())
+    return header + "\n".join(rows)
+
+
+def _cell(value: Any) -> str:
+    text = f"{value:.4f}" if isinstance(value, float) else str(value)
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def publish_run_artifacts(settings: Settings, summary: dict[str, Any]) -> None:
+    """Run summary, model metrics (new model vs popularity) and a sample of explained recommendations."""
+    key = f"recs-{settings.run_date.isoformat()}"
+    stages = pl.DataFrame({"stage": list(summary["seconds"]), "seconds": list(summary["seconds"].values())})
+    ingested = summary["ingested"]
+    create_markdown_artifact(
+        key=f"{key}-summary",
+        description="What this run did",
+        markdown=(
+            f"# Nightly run {settings.run_date}\n\n"
+            f"- rows read {ingested.rows_read}, loaded {ingested.rows_loaded}, quarantined {ingested.rows_quarantined}"
+            f" ({ingested.files_skipped} files already loaded)\n"
+            f"- model: {summary['model']} (serving `{summary['serving_version']}`)\n"
+            f"- candidates: {summary['candidates']}\n- ranked rows by ranker: {summary['ranked']}\n"
+            f"- published {summary['rows']} rows for {summary['users']} users to `{summary['published']}`\n\n"
+            f"## Stage timings\n\n{markdown_table(stages)}\n"
+        ),
+    )
+    with db.connect(settings.db_path) as con:
+        metrics = db.frame(con, "report/model_metrics", {"model_version": summary["trained_version"]})
+        sample = db.frame(con, "report/sample", {"run_date": settings.run_date, "users": SAMPLE_USERS, "k": settings.k})
+    create_markdown_artifact(
+        key=f"{key}-model", description="Holdout metrics: ALS vs popularity", markdown=markdown_table(metrics)
+    )
+    create_table_artifact(key=f"{key}-sample", description="Sample of explained recommendations", table=sample.to_dicts())
