@@ -81,5 +81,19 @@ def run(
     console.print(f"[green]published[/] {summary['rows']} rows for {summary['users']} users to {summary['published']}")
 
 
+@app.command()
+def serve(
+    cron: Annotated[str, typer.Option(help="Schedule of the nightly run.")] = "0 2 * * *",
+    timezone: Annotated[str, typer.Option(help="Time zone of the schedule.")] = "Europe/Berlin",
+) -> None:
+    """Serve the nightly flow from this process on a schedule (needs a Prefect server: PREFECT_API_URL)."""
+    _quiet_environment()
+    from prefect.schedules import Cron
+
+    from flows.nightly import nightly
+
+    nightly.serve(name="nightly-serve", schedules=[Cron(cron, timezone=timezone)])
+
+
 if __name__ == "__main__":
     app()
