@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from pathlib import Path
@@ -146,9 +147,14 @@ def als_params(settings: Settings) -> dict[str, float | int]:
 
 
 def save_model(directory: Path, model: AlternatingLeastSquares, data: Interactions) -> None:
-    """Factors and the id maps, written to a temp dir and renamed into place."""
+    """Factors and the id maps, written to a temp dir and renamed into place.
+
+    A directory already there is the unregistered leftover of a crashed run: it is replaced.
+    """
     tmp = directory.with_name(directory.name + ".tmp")
-    tmp.mkdir(parents=True, exist_ok=True)
+    for leftover in (tmp, directory):
+        shutil.rmtree(leftover, ignore_errors=True)
+    tmp.mkdir(parents=True)
     model.save(str(tmp / "als.npz"))
     np.save(tmp / "user_ids.npy", data.user_ids)
     np.save(tmp / "item_ids.npy", data.item_ids)
