@@ -1,0 +1,91 @@
+"""deployments.yaml against a real Prefect server: deploy, start a run the way the UI does, let a worker run it."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from datetime import date
+from pathlib import Path
+
+import pytest
+from prefect.client.orchestration import get_client
+from prefect.settings import PREFECT_API_URL, temporary_settings
+
+from conftest import SMALL
+from tasks.publish import partition_dir
+
+pytestmark = pytest.mark.slow
+REPO = Path(__file__).resolve().parents[1]
+PREFECT = [sys.executable, "-m", "prefect"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_healthy(url: str, seconds: float = 180) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"{url}/health", timeout=2):
+                return
+        except OSError:
+            time.sleep(1)
+    raise TimeoutError(f"Prefect server at {url} did not become healthy")
+
+
+@pytest.fixture(scope="module")
+def prefect_api(tmp_path_factory):
+    """A real `prefect server start` on 127.0.0.1 with a temporary home; yields (api_url, client env)."""
+    port = free_port()
+    api = f"http://127.0.0.1:{port}/api"
+    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
+    env["PREFECT_HOME"] = str(tmp_path_factory.mktemp("prefect-server-home"))
+    server = subprocess.Popen(
+        [*PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        wait_healthy(api)
+        yield api, env | {"PREFECT_API_URL": api}
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def prefect_cli(env: dict[str, str], *args: str) -> str:
+    done = subprocess.run([*PREFECT, *args], env=env, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+def test_manual_deployment_run_from_the_ui_form_publishes_and_leaves_artifacts(prefect_api, tmp_path):
+    api, env = prefect_api
+    prefect_cli(env, "work-pool", "create", "recs-process", "--type", "process")
+    prefect_cli(env, "--no-prompt", "deploy", "--all", "--prefect-file", "deployments.yaml")
+
+    with temporary_settings({PREFECT_API_URL: api}), get_client(sync_client=True) as client:
+        nightly = client.read_deployment_by_name("nightly-recs/nightly")
+        manual = client.read_deployment_by_name("nightly-recs/manual")
+        assert nightly.schedules and nightly.schedules[0].schedule.cron == "0 2 * * *"
+        form = manual.parameter_openapi_schema["definitions"]["RunParameters"]["properties"]
+        assert all(field.get("description") for field in form.values()), "every form field is described"
+        run = client.create_flow_run_from_deployment(
+            manual.id, parameters={"params": {"run_date": "2026-11-20", "home": str(tmp_path)}}
+        )
+
+    worker_env = env | {f"RECS_{k.upper()}": str(v) for k, v in SMALL.items()}
+    prefect_cli(worker_env, "worker", "start", "--pool", "recs-process", "--run-once")
+
+    with temporary_settings({PREFECT_API_URL: api}), get_client(sync_client=True) as client:
+        finished = client.read_flow_run(run.id)
+        artifacts = {a.key for a in client.read_artifacts() if a.flow_run_id == run.id}
+    assert finished.state.is_completed(), finished.state
+    assert (partition_dir(tmp_path / "recommendations", date(2026, 11, 20)) / "data.parquet").exists()
+    assert {"recs-2026-11-20-summary", "recs-2026-11-20-model", "recs-2026-11-20-sample"} <= artifacts
