@@ -41,6 +41,10 @@ def _filter_prefect_handlers() -> None:
         handler.addFilter(_NoTracebackForExpectedFailures())
 
 
+_quiet_environment()  # before implicit/prefect are imported
+from tasks.evaluate import eval_command  # noqa: E402
+
+
 @app.callback()
 def main() -> None:
     """explained-recs command line."""
@@ -56,7 +60,6 @@ def run(
     k: Annotated[Optional[int], typer.Option(help="Recommendations per user.")] = None,
 ) -> None:
     """Run the nightly flow once: ingest, train, candidates, rank, publish."""
-    _quiet_environment()
     from flows.nightly import nightly
     from flows.parameters import RunParameters
 
@@ -87,13 +90,14 @@ def serve(
     timezone: Annotated[str, typer.Option(help="Time zone of the schedule.")] = "Europe/Berlin",
 ) -> None:
     """Serve the nightly flow from this process on a schedule (needs a Prefect server: PREFECT_API_URL)."""
-    _quiet_environment()
     from prefect.schedules import Cron
 
     from flows.nightly import nightly
 
     nightly.serve(name="nightly-serve", schedules=[Cron(cron, timezone=timezone)])
 
+
+app.command("eval")(eval_command)
 
 if __name__ == "__main__":
     app()

@@ -3,7 +3,7 @@ parameters all land here."""
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import Literal
 
@@ -41,10 +41,10 @@ class Settings(BaseSettings):
     evidence_items: int = Field(3, ge=1, le=10, description="History items cited per explanation at most.")
 
     # ALS and its evaluation
-    als_factors: int = Field(64, ge=2, description="Latent factors.")
-    als_regularization: float = Field(0.05, ge=0, description="L2 regularization.")
-    als_iterations: int = Field(20, ge=1, description="ALS sweeps.")
-    als_alpha: float = Field(1.0, gt=0, description="Confidence scale applied to likes.")
+    als_factors: int = Field(16, ge=2, description="Latent factors (tuned on ML-100k validation splits, bench/tune_als.py).")
+    als_regularization: float = Field(2.0, ge=0, description="L2 regularization.")
+    als_iterations: int = Field(30, ge=1, description="ALS sweeps.")
+    als_alpha: float = Field(2.0, gt=0, description="Confidence given to each like.")
     split_seed: int = Field(42, description="Seed of the holdout split.")
     test_fraction: float = Field(0.1, gt=0, lt=1, description="Share of likes held out for evaluation.")
     promote_tolerance: float = Field(
@@ -64,6 +64,24 @@ class Settings(BaseSettings):
     llm_rpm: int = Field(60, ge=1, description="Requests per minute at most.")
     llm_tpm: int = Field(200_000, ge=1, description="Tokens per minute at most.")
     llm_concurrency: int = Field(4, ge=1, description="Requests in flight at most.")
+
+    # data checks (issue: great-expectations checks and a gated publish)
+    min_timestamp: datetime = Field(
+        datetime(1995, 1, 1), description="Interactions timestamped earlier are implausible (input check floor, UTC)."
+    )
+
+    # LLM ranker, more (issue 4): prompt, repair, blend, retries
+    llm_prompt_version: str = Field("rank_v1", description="Prompt template prompts/<version>.md (goes into every row).")
+    llm_candidates_per_call: int | None = Field(None, ge=1, description="Candidates per LLM call; empty: all in one call.")
+    llm_history_liked: int = Field(12, ge=0, description="Liked history titles in a prompt at most (evidence, then recent).")
+    llm_history_disliked: int = Field(4, ge=0, description="Disliked history titles in a prompt at most (strongest first).")
+    llm_explanation_chars: int = Field(200, ge=20, description="Longest explanation accepted (schema maxLength).")
+    llm_blend_weight: float = Field(0.5, ge=0, le=1, description="Weight of the LLM position vs the normalised ALS score.")
+    llm_liked_first: bool = Field(True, description="Items the LLM likes come before the ones it dislikes.")
+    llm_shuffle_seed: int | None = Field(None, description="Shuffle candidates in the prompt with this seed (position bias).")
+    llm_rate_window_seconds: float = Field(60.0, gt=0, description="Window of llm_rpm / llm_tpm (60 s; smaller in tests).")
+    llm_deadline_seconds: float = Field(120.0, gt=0, description="Give up on one request (with retries) after this long.")
+    llm_backoff_seconds: float = Field(1.0, gt=0, description="First retry delay after a 5xx/timeout; doubles, with jitter.")
 
     @property
     def db_path(self) -> Path:

@@ -1,0 +1,311 @@
+"""Offline evaluation: the original MF + LLM experiment's protocol, reproduced method by method.
+
+Protocol (the original experiment's): like = rating > `like_threshold` (3), 90/10 random split of
+the likes with implicit's `train_test_split` (seed 42), ALS fitted on the training likes, 30
+candidates per test user with every item the user rated outside the test part filtered, and
+Precision / Recall / DCG / NDCG / MAP at 5, 10, 15, 20 over all test users. With `sample_users`
+the metrics are averaged over a seeded random sample of test users instead (the original used 20),
+with a percentile-bootstrap 95 % confidence interval, to show how noisy such a sample is.
+
+Rows (column `method`):
+- `popularity`: the most liked training items the user has not seen;
+- `als (original 50f)`: 50 factors, regularization 0.01, 15 iterations, alpha 1;
+- `als (defaults)`: the project's current Settings;
+- `als + als ranker`: the defaults model's candidates (tasks/candidates.py, with evidence) passed
+  through the real `AlsRanker` (tasks/rank.py); it keeps ALS order, so it equals `als (defaults)`
+  by construction; computing it through the production path checks exactly that;
+- `llm`, `llm hybrid`: status "not run" unless an endpoint is configured; even then they are not run
+  here yet (LLM evaluation is not implemented in this module), never faked.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Optional
+
+import numpy as np
+import polars as pl
+import scipy.sparse as sp
+import typer
+from implicit.evaluation import train_test_split
+from threadpoolctl import threadpool_limits
+
+from tasks.candidates import NO_EVIDENCE, _long_frame, als_candidates
+from tasks.db import connect
+from tasks.ingest import detect_source, ingest_source, resolve_source
+from tasks.metrics import CUTOFFS, hit_matrix, ranking_metrics
+from tasks.rank import AlsRanker
+from tasks.settings import Settings
+from tasks.train import Interactions, fit_als, load_interactions, popular_topk
+
+ORIGINAL_ALS = {"als_factors": 50, "als_regularization": 0.01, "als_iterations": 15, "als_alpha": 1.0}
+METRICS = ("precision", "recall", "dcg", "ndcg", "map")
+METHODS = ("popularity", "als (original 50f)", "als (defaults)", "als + als ranker", "llm", "llm hybrid")
+LLM_METHODS = ("llm", "llm hybrid")
+N_CANDIDATES = 30
+BOOTSTRAP = 2000
+
+
+@dataclass(frozen=True)
+class Holdout:
+    """One seeded split of the likes (values 1, scaled by alpha at fit time) and what to filter."""
+
+    train: sp.csr_matrix
+    test: sp.csr_matrix
+    seen: sp.csr_matrix  # every rated pair except the held-out likes: filtered from recommendations
+    users: np.ndarray  # user rows with at least one held-out like
+
+    @property
+    def n_relevant(self) -> np.ndarray:
+        return np.diff(self.test.indptr)[self.users]
+
+
+def load_dataset(data: Path | None, settings: Settings) -> Interactions:
+    """Ingest `data` (None: the built-in generated dataset) into a throwaway DuckDB; likes valued 1."""
+    with tempfile.TemporaryDirectory(prefix="recs-eval-") as tmp:
+        source = detect_source(data, settings.catalog) if data is not None else resolve_source(
+            settings.model_copy(update={"home": Path(tmp), "data": None})
+        )
+        with connect(Path(tmp) / "eval.duckdb") as con:
+            ingest_source(con, source)
+            return load_interactions(con, settings.like_threshold, 1.0)
+
+
+def split_holdout(likes: sp.csr_matrix, seen: sp.csr_matrix, test_fraction: float, seed: int) -> Holdout:
+    """implicit's train_test_split of the likes, as in the original experiment and tasks/train.py."""
+    train, test = train_test_split(likes, train_percentage=1 - test_fraction, random_state=seed)
+    train, test = train.tocsr(), test.tocsr()
+    seen = (seen - (test > 0).astype(np.float32)).tocsr()
+    seen.eliminate_zeros()
+    return Holdout(train, test, seen, np.flatnonzero(np.diff(test.indptr) > 0))
+
+
+def als_settings(settings: Settings, **params) -> Settings:
+    return settings.model_copy(update=params)
+
+
+def fit(holdout: Holdout, settings: Settings):
+    """ALS on the training likes with confidence alpha."""
+    return fit_als((holdout.train * settings.als_alpha).tocsr(), settings)
+
+
+def als_topn(model, holdout: Holdout, n: int = N_CANDIDATES) -> np.ndarray:
+    with threadpool_limits(1, "blas"):
+        ids, _scores = model.recommend(holdout.users, holdout.seen[holdout.users], N=n, filter_already_liked_items=True)
+    return ids
+
+
+def popularity_topn(holdout: Holdout, n: int = N_CANDIDATES) -> np.ndarray:
+    popularity = np.asarray((holdout.train > 0).sum(axis=0)).ravel().astype(float)
+    return popular_topk(popularity, holdout.seen[holdout.users], n)
+
+
+def ranker_topn(model, holdout: Holdout, settings: Settings, depth: int) -> np.ndarray:
+    """Candidates (with evidence) -> AlsRanker -> item rows per test user, as the nightly flow does it."""
+    train = (holdout.train * settings.als_alpha).tocsr()
+    ids, scores, evidence = als_candidates(model, train, holdout.seen, holdout.users, N_CANDIDATES, settings.evidence_items)
+    frame = _long_frame(holdout.users, ids, scores, evidence, "als").with_columns(
+        evidence_titles=pl.col("evidence_item_ids").list.eval(pl.element().cast(pl.String)),
+        model_version=pl.lit("eval"),
+    )
+    ranked = AlsRanker().rank(frame, depth)
+    out = np.full((len(holdout.users), depth), NO_EVIDENCE, dtype=np.int64)
+    position = np.searchsorted(holdout.users, ranked["user_id"].to_numpy())
+    out[position, ranked["rank"].to_numpy() - 1] = ranked["item_id"].to_numpy()
+    return out
+
+
+def per_user_metrics(hits: np.ndarray, n_relevant: np.ndarray, cutoffs=CUTOFFS) -> dict[tuple[str, int], np.ndarray]:
+    """The per-user values whose means tasks/metrics.py `ranking_metrics` reports (same formulas)."""
+    discounts = 1.0 / np.log2(np.arange(2, hits.shape[1] + 2))
+    out = {}
+    for k in cutoffs:
+        top = hits[:, :k]
+        n_hits = top.sum(axis=1)
+        dcg = (top * discounts[:k]).sum(axis=1)
+        ideal = np.minimum(n_relevant, k)
+        idcg = np.cumsum(discounts[:k])[ideal - 1]
+        ap = ((np.cumsum(top, axis=1) / np.arange(1, k + 1)) * top).sum(axis=1) / ideal
+        values = {"precision": n_hits / k, "recall": n_hits / n_relevant, "dcg": dcg, "ndcg": dcg / idcg, "map": ap}
+        out |= {(name, k): v for name, v in values.items()}
+    return out
+
+
+def score(method: str, recommended: np.ndarray, holdout: Holdout, rows: np.ndarray | None, resamples: np.ndarray | None) -> pl.DataFrame:
+    """Metrics of one method over all test users (rows None) or over the sampled rows, with a bootstrap CI.
+
+    `resamples` (bootstraps x len(rows), positions into rows) is shared by all methods: paired bootstrap."""
+    depth = max(CUTOFFS)
+    hits = hit_matrix(recommended[:, :depth], holdout.test[holdout.users])
+    n_relevant = holdout.n_relevant
+    if rows is None:
+        return ranking_metrics(hits, n_relevant).with_columns(method=pl.lit(method), status=pl.lit("ok"))
+    values = per_user_metrics(hits[rows], n_relevant[rows])
+    records = []
+    for (metric, k), v in values.items():
+        means = v[resamples].mean(axis=1)
+        low, high = np.percentile(means, [2.5, 97.5])
+        records.append({"metric": metric, "k": k, "value": float(v.mean()), "ci_low": float(low), "ci_high": float(high)})
+    return pl.DataFrame(records).with_columns(method=pl.lit(method), status=pl.lit("ok"))
+
+
+def llm_configured(settings: Settings) -> bool:
+    return settings.llm_base_url is not None
+
+
+def not_run(method: str, reason: str) -> pl.DataFrame:
+    return pl.DataFrame(
+        [{"metric": m, "k": k, "value": None, "method": method, "status": f"not run: {reason}"} for m in METRICS for k in CUTOFFS],
+        schema={"metric": pl.String, "k": pl.Int64, "value": pl.Float64, "method": pl.String, "status": pl.String},
+    )
+
+
+def evaluate_dataset(
+    data: Path | None,
+    settings: Settings,
+    *,
+    sample_users: int | None = None,
+    seed: int = 42,
+    n_boot: int = BOOTSTRAP,
+    interactions: Interactions | None = None,
+) -> pl.DataFrame:
+    """Long frame method, metric, k, value, status (+ ci_low, ci_high with `sample_users`).
+
+    `seed` seeds the holdout split (the original: 42), the user sample and the bootstrap.
+    Pass `interactions` to skip ingestion (already loaded with `load_dataset`).
+    """
+    data_ = interactions if interactions is not None else load_dataset(data, settings)
+    holdout = split_holdout(data_.likes, data_.seen, settings.test_fraction, seed)
+    if len(holdout.users) == 0:
+        raise ValueError(f"too few likes ({data_.likes.nnz}) to hold any out for evaluation")
+    rng = np.random.default_rng(seed)
+    rows = resamples = None
+    if sample_users is not None:
+        rows = np.sort(rng.choice(len(holdout.users), size=min(sample_users, len(holdout.users)), replace=False))
+        resamples = rng.integers(0, len(rows), size=(n_boot, len(rows)))
+
+    original = als_settings(settings, **ORIGINAL_ALS)
+    original_model, default_model = fit(holdout, original), fit(holdout, settings)
+    depth = max(CUTOFFS)
+    recommended = {
+        "popularity": popularity_topn(holdout),
+        "als (original 50f)": als_topn(original_model, holdout),
+        "als (defaults)": als_topn(default_model, holdout),
+        "als + als ranker": ranker_topn(default_model, holdout, settings, depth),
+    }
+    frames = [score(method, ids, holdout, rows, resamples) for method, ids in recommended.items()]
+    reason = "LLM evaluation not implemented in tasks/evaluate.py" if llm_configured(settings) else "no LLM endpoint configured"
+    frames += [not_run(method, reason) for method in LLM_METHODS]
+    columns = ["method", "metric", "k", "value"] + (["ci_low", "ci_high"] if rows is not None else []) + ["status"]
+    frames = [f.with_columns(*(pl.lit(None, pl.Float64).alias(c) for c in columns if c not in f.columns)) for f in frames]
+    result = pl.concat([f.select(columns).cast({"k": pl.Int64, "value": pl.Float64}) for f in frames], how="vertical_relaxed")
+    return result.with_columns(users=pl.lit(len(holdout.users) if rows is None else len(rows)))
+
+
+# ---------------------------------------------------------------- output
+
+
+def render_table(metrics: pl.DataFrame, title: str = "Holdout evaluation"):
+    """A rich table: one row per method x metric, one column per K (value, and [CI] when sampled)."""
+    from rich.table import Table
+
+    sampled = "ci_low" in metrics.columns
+    table = Table(title=title)
+    table.add_column("method")
+    table.add_column("metric")
+    for k in CUTOFFS:
+        table.add_column(f"@{k}", justify="right")
+    for method in METHODS:
+        for metric in METRICS:
+            cells = metrics.filter(method=method, metric=metric).sort("k")
+            if cells.is_empty():
+                continue
+            if cells["value"].null_count() == len(cells):
+                if metric == METRICS[0]:
+                    table.add_row(method, "all", *([f"[dim]{cells['status'][0]}[/]"] + [""] * (len(CUTOFFS) - 1)))
+                continue
+            texts = []
+            for row in cells.iter_rows(named=True):
+                text = f"{row['value']:.4f}"
+                if sampled:
+                    text += f" [{row['ci_low']:.3f}, {row['ci_high']:.3f}]"
+                texts.append(text)
+            table.add_row(method, metric, *texts)
+        table.add_section()
+    return table
+
+
+def write_json(metrics: pl.DataFrame, path: Path, protocol: dict | None = None) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"protocol": protocol or {}, "rows": metrics.to_dicts()}, indent=2, default=str))
+
+
+def write_plot(metrics: pl.DataFrame, path: Path, title: str = "") -> None:
+    """One panel per metric, the metric against K, one line per method that ran (CI band when sampled)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ran = metrics.filter(pl.col("value").is_not_null())
+    fig, axes = plt.subplots(1, len(METRICS), figsize=(4 * len(METRICS), 3.6))
+    for ax, metric in zip(axes, METRICS):
+        for method in [m for m in METHODS if m in ran["method"].to_list()]:
+            cells = ran.filter(method=method, metric=metric).sort("k")
+            style = "--" if method == "als + als ranker" else "-"
+            ax.plot(cells["k"], cells["value"], style, marker="o", label=method)
+            if "ci_low" in cells.columns and cells["ci_low"].null_count() == 0:
+                ax.fill_between(cells["k"], cells["ci_low"], cells["ci_high"], alpha=0.15)
+        ax.set_title(metric)
+        ax.set_xlabel("K")
+        ax.set_xticks(list(CUTOFFS))
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
+    skipped = sorted(set(metrics["method"]) - set(ran["method"]))
+    if title or skipped:
+        fig.suptitle(title + (f"  (not run: {', '.join(skipped)})" if skipped else ""), fontsize=10)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def protocol(data: Path | None, settings: Settings, sample_users: int | None, seed: int) -> dict:
+    return {
+        "data": str(data) if data is not None else "built-in generated dataset",
+        "like": f"rating > {settings.like_threshold}",
+        "split": f"implicit train_test_split of likes, test fraction {settings.test_fraction}, seed {seed}",
+        "candidates": N_CANDIDATES,
+        "seen_filter": "every item rated outside the test part",
+        "original_als": ORIGINAL_ALS,
+        "default_als": {k: getattr(settings, k) for k in ORIGINAL_ALS},
+        "users": f"sample of {sample_users} test users, bootstrap 95% CI" if sample_users else "all test users",
+    }
+
+
+def eval_command(
+    data: Annotated[Optional[Path], typer.Option(help="MovieLens dir/file or interactions CSV/Parquet (default: built-in dataset).")] = None,
+    catalog: Annotated[Optional[Path], typer.Option(help="Catalogue CSV for a generic interactions file.")] = None,
+    json_file: Annotated[Optional[Path], typer.Option("--json", help="Write the metrics (long format) to this JSON file.")] = None,
+    plot: Annotated[Optional[Path], typer.Option(help="Write a PNG: each metric against K per method.")] = None,
+    sample_users: Annotated[Optional[int], typer.Option(help="Average over a random sample of test users (original: 20) with a bootstrap 95% CI.")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the split, the user sample and the bootstrap.")] = 42,
+) -> None:
+    """Evaluate popularity, ALS (original and default settings) and the rankers on a holdout of likes."""
+    import os
+
+    from rich.console import Console
+
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    settings = Settings(data=data, catalog=catalog)
+    metrics = evaluate_dataset(data, settings, sample_users=sample_users, seed=seed)
+    users = metrics["users"][0]
+    title = f"{data or 'built-in dataset'}: {'sample of ' if sample_users else ''}{users} test users"
+    Console().print(render_table(metrics, title))
+    if json_file is not None:
+        write_json(metrics, json_file, protocol(data, settings, sample_users, seed))
+    if plot is not None:
+        write_plot(metrics, plot, title)
