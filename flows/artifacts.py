@@ -20,8 +20,12 @@ def markdown_table(frame: pl.DataFrame) -> str:
 
 
 def _cell(value: Any) -> str:
-    text = f"{value:.4f}" if isinstance(value, float) else str(value)
+    text = f"{value:.4g}" if isinstance(value, float) else str(value)
     return text.replace("|", "\\|").replace("\n", " ")
+
+
+def _counts(counts: dict[str, int]) -> str:
+    return ", ".join(f"{name} {value:,}" for name, value in counts.items())
 
 
 def publish_run_artifacts(settings: Settings, summary: dict[str, Any]) -> None:
@@ -37,7 +41,7 @@ def publish_run_artifacts(settings: Settings, summary: dict[str, Any]) -> None:
             f"- rows read {ingested.rows_read}, loaded {ingested.rows_loaded}, quarantined {ingested.rows_quarantined}"
             f" ({ingested.files_skipped} files already loaded)\n"
             f"- model: {summary['model']} (serving `{summary['serving_version']}`)\n"
-            f"- candidates: {summary['candidates']}\n- ranked rows by ranker: {summary['ranked']}\n"
+            f"- candidates: {_counts(summary['candidates'])}\n- ranked rows by ranker: {_counts(summary['ranked'])}\n"
             f"- published {summary['rows']} rows for {summary['users']} users to `{summary['published']}`\n\n"
             f"## Stage timings\n\n{markdown_table(stages)}\n"
         ),

@@ -17,6 +17,7 @@ from tasks.ingest import ingest
 from tasks.publish import Published, publish
 from tasks.rank import pending_batches, rank_batch
 from tasks.train import train
+from tasks.validate import validate_inputs, validate_outputs
 
 T = TypeVar("T")
 
@@ -40,19 +41,23 @@ def nightly(params: RunParameters = RunParameters()) -> dict[str, Any]:
     timings: dict[str, float] = {}
 
     ingested = timed("ingest", timings, lambda: ingest(settings))
+    input_checks = timed("check inputs", timings, lambda: validate_inputs(settings))
     trained = timed("train", timings, lambda: train(settings))
     candidate_counts = timed("candidates", timings, lambda: candidates(settings, trained.serving_version))
     ranked = timed("rank", timings, lambda: rank_all(settings))
+    output_checks = timed("check outputs", timings, lambda: validate_outputs(settings))
     published: Published = timed("publish", timings, lambda: publish(settings))
 
     summary = {
         "run_date": settings.run_date.isoformat(),
         "ingested": ingested,
+        "input_checks": input_checks,
         "model": trained.decision,
         "trained_version": trained.model_version,
         "serving_version": trained.serving_version,
         "candidates": candidate_counts,
         "ranked": ranked,
+        "output_checks": output_checks,
         "published": str(published.path),
         "users": published.users,
         "rows": published.rows,

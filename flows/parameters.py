@@ -1,29 +1,42 @@
-"""The typed parameters of a run, as shown in the Prefect UI form; unset fields come from Settings."""
+"""The typed parameters of a run, as shown in the Prefect UI form; empty fields come from Settings."""
 
 from __future__ import annotations
 
 from datetime import date
 from pathlib import Path
+from typing import Annotated, Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, WithJsonSchema
 
 from tasks.settings import RankerName, Settings
 
 
-class RunParameters(BaseModel):
-    """What a person may choose for one run; anything left empty uses the deployment's settings (RECS_* env)."""
+def optional(schema: dict[str, Any]) -> WithJsonSchema:
+    """Show an optional field as its plain type in the UI form (not as a 'type | None' union); empty = unset."""
+    return WithJsonSchema(schema)
 
-    run_date: date | None = Field(None, description="Night to compute (partition key). Empty: today.")
-    data: Path | None = Field(None, description="MovieLens dir/file or interactions CSV/Parquet. Empty: built-in dataset.")
-    catalog: Path | None = Field(None, description="Catalogue CSV (item_id,title,genres) for a generic interactions file.")
-    home: Path | None = Field(None, description="Directory holding recs.duckdb, models/ and recommendations/.")
-    ranker: RankerName | None = Field(None, description="als (offline, default) or llm.")
-    k: int | None = Field(None, ge=1, le=100, description="Recommendations per user.")
-    n_candidates: int | None = Field(None, ge=1, le=500, description="ALS candidates per user.")
-    llm_model: str | None = Field(None, description="Chat model for the llm ranker.")
-    llm_rpm: int | None = Field(None, ge=1, description="LLM requests per minute at most.")
-    llm_tpm: int | None = Field(None, ge=1, description="LLM tokens per minute at most.")
-    llm_concurrency: int | None = Field(None, ge=1, description="LLM requests in flight at most.")
+
+OptionalDate = Annotated[date | None, optional({"type": "string", "format": "date"})]
+OptionalPath = Annotated[Path | None, optional({"type": "string"})]
+OptionalText = Annotated[str | None, optional({"type": "string"})]
+OptionalCount = Annotated[int | None, optional({"type": "integer", "minimum": 1})]
+OptionalRanker = Annotated[RankerName | None, optional({"type": "string", "enum": ["als", "llm"]})]
+
+
+class RunParameters(BaseModel):
+    """What a person may choose for one run; anything left empty uses the worker's settings (RECS_* env)."""
+
+    run_date: OptionalDate = Field(None, description="Night to compute (partition key). Empty: today.")
+    data: OptionalPath = Field(None, description="MovieLens dir/file or interactions CSV/Parquet. Empty: built-in dataset.")
+    catalog: OptionalPath = Field(None, description="Catalogue CSV (item_id,title,genres) for a generic interactions file.")
+    home: OptionalPath = Field(None, description="Directory holding recs.duckdb, models/ and recommendations/.")
+    ranker: OptionalRanker = Field(None, description="als (offline, the default) or llm.")
+    k: OptionalCount = Field(None, ge=1, le=100, description="Recommendations per user (default 10).")
+    n_candidates: OptionalCount = Field(None, ge=1, le=500, description="ALS candidates per user (default 30).")
+    llm_model: OptionalText = Field(None, description="Chat model of the llm ranker.")
+    llm_rpm: OptionalCount = Field(None, ge=1, description="LLM requests per minute at most.")
+    llm_tpm: OptionalCount = Field(None, ge=1, description="LLM tokens per minute at most.")
+    llm_concurrency: OptionalCount = Field(None, ge=1, description="LLM requests in flight at most.")
 
     def settings(self) -> Settings:
         return Settings(**self.model_dump(exclude_none=True))

@@ -107,3 +107,64 @@ CREATE TABLE IF NOT EXISTS published_runs (
     rows         BIGINT NOT NULL,
     published_at TIMESTAMP NOT NULL
 );
+
+-- Every check of every validation attempt (expectations/<suite>.json): GX expectations and SQL checks.
+CREATE TABLE IF NOT EXISTS validation_runs (
+    run_date         DATE NOT NULL,
+    suite            VARCHAR NOT NULL,
+    expectation      VARCHAR NOT NULL,   -- the check's name in the suite file
+    kind             VARCHAR NOT NULL,   -- GX expectation type, or the sql/ file of an SQL check
+    severity         VARCHAR NOT NULL,   -- critical | warning | info
+    success          BOOLEAN NOT NULL,
+    observed_value   JSON,
+    unexpected_count BIGINT,
+    validated_at     TIMESTAMP NOT NULL,
+    PRIMARY KEY (run_date, suite, expectation, validated_at)
+);
+
+-- LLM ranker (issue 4): answers paid for once, keyed by sha256 of (model, prompt version, messages, parameters).
+CREATE TABLE IF NOT EXISTS llm_cache (
+    request_key       VARCHAR PRIMARY KEY,
+    model             VARCHAR NOT NULL,
+    prompt_version    VARCHAR NOT NULL,
+    response_format   VARCHAR NOT NULL,   -- json_schema | json_object | text: what the server accepted
+    content           VARCHAR,            -- the message content as received (NULL for a refusal)
+    refusal           VARCHAR,
+    finish_reason     VARCHAR,
+    prompt_tokens     BIGINT,
+    completion_tokens BIGINT,
+    created_at        TIMESTAMP NOT NULL
+);
+
+-- Every LLM request attempt (and cache hit) of a run: the accounting ledger.
+CREATE TABLE IF NOT EXISTS llm_calls (
+    run_date          DATE NOT NULL,
+    user_id           BIGINT NOT NULL,
+    request_key       VARCHAR NOT NULL,
+    attempt           INTEGER NOT NULL,   -- 0 = first try of this request
+    response_format   VARCHAR NOT NULL,
+    outcome           VARCHAR NOT NULL,   -- ok | cache_hit | rate_limited | server_error | timeout | format_rejected | error
+    http_status       INTEGER,
+    latency_ms        DOUBLE,
+    prompt_tokens     BIGINT,
+    completion_tokens BIGINT,
+    recorded_at       TIMESTAMP NOT NULL
+);
+
+-- How each user of a run came out of the LLM ranker: repairs, fallbacks, prompt size.
+CREATE TABLE IF NOT EXISTS llm_users (
+    run_date              DATE NOT NULL,
+    user_id               BIGINT NOT NULL,
+    ranker                VARCHAR NOT NULL,   -- llm | als_fallback
+    fallback_reason       VARCHAR,
+    hallucinated_ids      INTEGER NOT NULL,
+    duplicate_ids         INTEGER NOT NULL,
+    missing_ids           INTEGER NOT NULL,
+    stripped_citations    INTEGER NOT NULL,
+    explanation_fallbacks INTEGER NOT NULL,
+    repair_retries        INTEGER NOT NULL,
+    prompt_tokens_est     BIGINT NOT NULL,    -- chars/4 of what this ranker sends
+    recipe_tokens_est     BIGINT NOT NULL,    -- chars/4 of the original recipe (300 titles, 3 calls of 10)
+    recorded_at           TIMESTAMP NOT NULL,
+    PRIMARY KEY (run_date, user_id)
+);
