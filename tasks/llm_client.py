@@ -1,0 +1,320 @@
+"""The LLM ranker's side of the wire: one OpenAI-compatible chat call, paid for once.
+
+- Rate limits in-process: a sliding-window limiter on requests and tokens per window (shared by
+  every ranker of the process talking to the same endpoint and model) and a semaphore on
+  requests in flight. A server 429 pauses every caller for its Retry-After.
+- Retries are our own loop (the `openai` client runs with `max_retries=0`), so every attempt,
+  429 and retry is counted: 429 honours `retry-after-ms` / `Retry-After`; 5xx, timeouts and
+  connection errors back off exponentially with jitter; nothing retries past a deadline.
+- Structured output degrades per endpoint: `json_schema` -> `json_object` (+ schema) -> plain
+  text, when the server rejects the `response_format` (llama.cpp answers 500 to json_schema).
+- Answers are cached in DuckDB (`llm_cache`) under sha256 of (model, prompt version, messages,
+  parameters) as soon as they arrive; the transport format is not part of the key.
+
+The API key only ever lives inside the `openai` client; nothing here formats it anywhere.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import threading
+import time
+from collections import deque
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import openai
+
+from tasks import db
+from tasks.settings import Settings
+
+FORMATS = ("json_schema", "json_object", "text")
+FORMAT_WORDS = ("response_format", "json_schema", "json_object", "schema")
+
+
+class LlmCallFailed(Exception):
+    """A request that could not be answered within its deadline (or was refused by the API)."""
+
+    def __init__(self, reason: str, attempts: list[Attempt]) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.attempts = attempts
+
+
+class DeadlineExceeded(Exception):
+    pass
+
+
+@dataclass
+class Attempt:
+    """One HTTP attempt (or cache hit) — a row of `llm_calls`."""
+
+    request_key: str
+    attempt: int
+    response_format: str
+    outcome: str  # ok | cache_hit | rate_limited | server_error | timeout | format_rejected | error
+    http_status: int | None = None
+    latency_ms: float | None = None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+
+    def row(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Answer:
+    content: str | None
+    refusal: str | None
+    finish_reason: str | None
+    cached: bool
+    request_key: str
+    attempts: list[Attempt] = field(default_factory=list)
+
+
+def estimate_tokens(text: str) -> int:
+    """The chars/4 estimate used for budgets and for the prompt-size report."""
+    return -(-len(text) // 4)
+
+
+# ------------------------------------------------------------------ limits
+
+
+class SlidingWindowLimiter:
+    """At most `requests` requests and `tokens` tokens in any window of `window` seconds.
+
+    A slot is taken just before a request is sent and frees `window` (+0.5 %) after its
+    response came back: the server saw the request somewhere between send and response, so
+    counting from the response is the only stamp that can never let the server see more than
+    `requests` in its window. The cost is one latency per slot (about 1 % for 0.5 s answers in a
+    60 s window).
+    """
+
+    def __init__(self, requests: int, tokens: int, window: float) -> None:
+        self.requests, self.tokens, self.window = requests, tokens, window
+        self.horizon = window * 1.005
+        self._cond = threading.Condition()
+        self._slots: list[list[float]] = []  # [freed-at stamp (inf while in flight), tokens]
+        self._paused_until = 0.0
+
+    def acquire(self, tokens: int, deadline: float) -> list[float]:
+        """Block until a slot is free and take it; DeadlineExceeded if that is past `deadline`."""
+        with self._cond:
+            while True:
+                now = time.monotonic()
+                self._slots = [slot for slot in self._slots if now - slot[0] < self.horizon]
+                wake = self._paused_until
+                if now >= self._paused_until:
+                    used = sum(slot[1] for slot in self._slots)
+                    if len(self._slots) < self.requests and (used + tokens <= self.tokens or not self._slots):
+                        slot = [float("inf"), float(tokens)]
+                        self._slots.append(slot)
+                        return slot
+                    wake = min(slot[0] for slot in self._slots) + self.horizon  # inf: wait for a release
+                if wake > deadline and wake != float("inf"):
+                    raise DeadlineExceeded("rate-limit wait would pass the deadline")
+                self._cond.wait(min(max(0.001, wake - now), max(0.001, deadline - now)))
+                if time.monotonic() >= deadline:
+                    raise DeadlineExceeded("rate-limit wait passed the deadline")
+
+    def release(self, slot: list[float]) -> None:
+        """The response is back: the slot's window starts now."""
+        with self._cond:
+            slot[0] = time.monotonic()
+            self._cond.notify_all()
+
+    def pause(self, seconds: float) -> None:
+        """The server said 429: nobody sends for `seconds`."""
+        with self._cond:
+            self._paused_until = max(self._paused_until, time.monotonic() + seconds)
+            self._cond.notify_all()
+
+
+_registry_lock = threading.Lock()
+_limiters: dict[tuple, SlidingWindowLimiter] = {}
+_semaphores: dict[tuple, threading.BoundedSemaphore] = {}
+_format_level: dict[tuple, int] = {}
+
+
+def shared_limits(settings: Settings) -> tuple[SlidingWindowLimiter, threading.BoundedSemaphore]:
+    """The process-wide limiter and in-flight semaphore of this endpoint, model and budget."""
+    endpoint = (settings.llm_base_url, settings.llm_model)
+    with _registry_lock:
+        limiter = _limiters.setdefault(
+            (*endpoint, settings.llm_rpm, settings.llm_tpm, settings.llm_rate_window_seconds),
+            SlidingWindowLimiter(settings.llm_rpm, settings.llm_tpm, settings.llm_rate_window_seconds),
+        )
+        semaphore = _semaphores.setdefault((*endpoint, settings.llm_concurrency), threading.BoundedSemaphore(settings.llm_concurrency))
+    return limiter, semaphore
+
+
+def reset_shared_state() -> None:
+    """Forget limiters and learned formats (tests start each server fresh)."""
+    with _registry_lock:
+        _limiters.clear()
+        _semaphores.clear()
+        _format_level.clear()
+
+
+# ------------------------------------------------------------------ cache
+
+
+class LlmCache:
+    """`llm_cache` on one DuckDB connection, serialised by a lock (calls come from a thread pool)."""
+
+    def __init__(self, con, lock: threading.Lock) -> None:
+        self.con, self.lock = con, lock
+
+    def get(self, key: str) -> tuple | None:
+        with self.lock:
+            rows = db.run(self.con, "llm/cache_get", {"request_key": key})
+        return rows[0] if rows else None
+
+    def put(self, key: str, **values: Any) -> None:
+        with self.lock:
+            db.run(self.con, "llm/cache_put", {"request_key": key, **values})
+
+
+def request_key(model: str, prompt_version: str, messages: list[dict], params: dict[str, Any]) -> str:
+    payload = {"model": model, "prompt_version": prompt_version, "messages": messages, "params": params}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+
+
+# ------------------------------------------------------------------ client
+
+
+def _retry_after(error: openai.APIStatusError) -> float | None:
+    headers = error.response.headers
+    for name, scale in (("retry-after-ms", 1000.0), ("retry-after", 1.0)):
+        value = headers.get(name)
+        if value:
+            try:
+                return max(0.0, float(value) / scale)
+            except ValueError:
+                continue  # an HTTP date: fall back to our own backoff
+    return None
+
+
+def _rejects_format(error: openai.APIStatusError) -> bool:
+    text = f"{error.message} {error.body}".lower()
+    return error.status_code in (400, 422, 500, 501) and any(word in text for word in FORMAT_WORDS)
+
+
+class LlmClient:
+    """Chat completions with limits, retries, format fallback and the cache."""
+
+    def __init__(self, settings: Settings, cache: LlmCache) -> None:
+        self.settings, self.cache = settings, cache
+        key = settings.llm_api_key.get_secret_value() if settings.llm_api_key else "not-needed"
+        self._client = openai.OpenAI(
+            base_url=settings.llm_base_url, api_key=key, max_retries=0, timeout=settings.llm_timeout
+        )
+        self.limiter, self.in_flight = shared_limits(settings)
+        self._endpoint = (settings.llm_base_url, settings.llm_model)
+
+    def close(self) -> None:
+        self._client.close()
+
+    def _format(self) -> int:
+        with _registry_lock:
+            return _format_level.get(self._endpoint, 0)
+
+    def _degrade(self, level: int) -> None:
+        with _registry_lock:
+            _format_level[self._endpoint] = max(_format_level.get(self._endpoint, 0), level + 1)
+
+    def _response_format(self, level: int, schema: dict[str, Any]) -> dict[str, Any]:
+        if FORMATS[level] == "json_schema":
+            return {"response_format": {"type": "json_schema", "json_schema": {"name": "ranking", "schema": schema, "strict": True}}}
+        if FORMATS[level] == "json_object":
+            return {"response_format": {"type": "json_object", "schema": schema}}
+        return {}
+
+    def complete(self, messages: list[dict], schema: dict[str, Any], max_tokens: int) -> Answer:
+        s = self.settings
+        params = {"temperature": s.llm_temperature, "max_tokens": max_tokens, "schema": schema}
+        key = request_key(s.llm_model, s.llm_prompt_version, messages, params)
+        hit = self.cache.get(key)
+        if hit is not None:
+            fmt, content, refusal, finish, prompt_tokens, completion_tokens = hit
+            attempt = Attempt(key, 0, fmt, "cache_hit", None, 0.0, prompt_tokens, completion_tokens)
+            return Answer(content, refusal, finish, True, key, [attempt])
+
+        deadline = time.monotonic() + s.llm_deadline_seconds
+        budget = estimate_tokens(json.dumps(messages)) + max_tokens
+        attempts: list[Attempt] = []
+        failures = 0
+        while True:
+            level = self._format()
+            fmt = FORMATS[level]
+            record = Attempt(key, len(attempts), fmt, "error")
+            attempts.append(record)
+            wait: float | None = None
+            with self.in_flight:
+                try:
+                    slot = self.limiter.acquire(budget, deadline)
+                except DeadlineExceeded:
+                    record.outcome = "deadline"
+                    raise LlmCallFailed("deadline passed waiting for the rate limit", attempts) from None
+                started = time.monotonic()
+                try:
+                    response = self._client.chat.completions.create(
+                        model=s.llm_model, messages=messages, temperature=s.llm_temperature,
+                        max_tokens=max_tokens, **self._response_format(level, schema),
+                    )
+                except openai.RateLimitError as error:
+                    record.outcome, record.http_status = "rate_limited", 429
+                    wait = _retry_after(error)
+                    failures += 1
+                    if wait is None:
+                        wait = self._backoff(failures)
+                    self.limiter.pause(wait)
+                except openai.APITimeoutError:
+                    record.outcome = "timeout"
+                    failures += 1
+                    wait = self._backoff(failures)
+                except openai.APIConnectionError:
+                    record.outcome = "error"
+                    failures += 1
+                    wait = self._backoff(failures)
+                except openai.APIStatusError as error:
+                    record.http_status = error.status_code
+                    if level < len(FORMATS) - 1 and _rejects_format(error):
+                        record.outcome = "format_rejected"
+                        self._degrade(level)
+                        wait = 0.0
+                    elif error.status_code >= 500 or error.status_code in (408, 409):
+                        record.outcome = "server_error"
+                        failures += 1
+                        wait = self._backoff(failures)
+                    else:
+                        record.outcome = "error"
+                        raise LlmCallFailed(f"HTTP {error.status_code} from the LLM endpoint", attempts) from None
+                finally:
+                    self.limiter.release(slot)
+                    record.latency_ms = round((time.monotonic() - started) * 1000, 2)
+            if wait is not None:
+                if time.monotonic() + wait > deadline:
+                    last = record.outcome if record.http_status is None else f"{record.outcome} (HTTP {record.http_status})"
+                    raise LlmCallFailed(f"gave up after {len(attempts)} attempts: {last}", attempts)
+                time.sleep(wait)
+                continue
+
+            choice = response.choices[0]
+            usage = response.usage
+            record.outcome, record.http_status = "ok", 200
+            record.prompt_tokens = usage.prompt_tokens if usage else None
+            record.completion_tokens = usage.completion_tokens if usage else None
+            refusal = getattr(choice.message, "refusal", None)
+            self.cache.put(
+                key, model=s.llm_model, prompt_version=s.llm_prompt_version, response_format=fmt,
+                content=choice.message.content, refusal=refusal, finish_reason=choice.finish_reason,
+                prompt_tokens=record.prompt_tokens, completion_tokens=record.completion_tokens,
+            )
+            return Answer(choice.message.content, refusal, choice.finish_reason, False, key, attempts)
+
+    def _backoff(self, failures: int) -> float:
+        """Exponential backoff with jitter: base * 2^(n-1), times a random factor in [0.5, 1], capped at 30 s."""
+        return min(30.0, self.settings.llm_backoff_seconds * 2 ** (failures - 1)) * (0.5 + random.random() / 2)

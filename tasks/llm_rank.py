@@ -1,0 +1,430 @@
+"""The `llm` ranker: an LLM re-orders each user's ALS candidates and explains each pick from
+the user's history — repaired, blended with ALS, and never worse off than ALS.
+
+Per user: a versioned listwise prompt (prompts/<version>.md) with a compressed history (liked:
+the ALS evidence first, then the most recent; disliked: strongest first; a genre profile) and
+the candidates, all referred to by short ids (h1.., c1..) and fenced as JSON data inside
+<data>…</data> with `<` escaped. The answer is validated with pydantic and repaired: unknown ids
+dropped (counted), duplicates removed, missing candidates appended in ALS order, citations
+outside the liked history stripped, empty/overlong/ungrounded explanations replaced by the
+grounded ALS explanation. An unusable answer gets one repair retry; after that (or when the
+call fails) the user gets the ALS order with ranker='als_fallback' and the reason.
+
+Final order: liked before disliked, then a blend of the LLM position and the normalised ALS
+score (`llm_blend_weight`). Accounting goes to `llm_calls` / `llm_users` and the run log.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import re
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from tasks import db
+from tasks.llm_client import Attempt, LlmCache, LlmCallFailed, LlmClient, estimate_tokens
+from tasks.rank import RANKED_COLUMNS, AlsRanker, grounded_explanation
+from tasks.settings import Settings
+
+PROMPTS_DIR = Path(__file__).resolve().parent.parent / "prompts"
+RECIPE_HISTORY = 300  # the original recipe: up to 300 history titles ...
+RECIPE_CALLS, RECIPE_PER_CALL = 3, 10  # ... and candidates in 3 calls of 10
+ID_TOKEN = re.compile(r"\b([hc]\d+)\b")
+FENCE = re.compile(r"```(?:json)?\s*(.*?)```", re.DOTALL)
+
+log = logging.getLogger(__name__)
+
+
+# ------------------------------------------------------------------ prompt
+
+
+@cache
+def load_prompt(version: str) -> dict[str, str]:
+    """The sections (system, user, repair) of prompts/<version>.md."""
+    text = (PROMPTS_DIR / f"{version}.md").read_text()
+    parts = re.split(r"^=== (\w+) ===\s*$", text, flags=re.MULTILINE)
+    return {name: body.strip() for name, body in zip(parts[1::2], parts[2::2])}
+
+
+def fill(template: str, **values: Any) -> str:
+    for name, value in values.items():
+        template = template.replace("{{" + name + "}}", str(value))
+    return template
+
+
+def fence(data: dict[str, Any]) -> str:
+    """JSON for inside <data>…</data>: compact, and no `<`/`>` so no title can close the fence."""
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":")).replace("<", "\\u003c").replace(">", "\\u003e")
+
+
+def ranking_schema(n_candidates: int, max_chars: int, max_evidence: int) -> dict[str, Any]:
+    item = {
+        "type": "object",
+        "properties": {
+            "id": {"type": "string"},
+            "like": {"type": "boolean"},
+            "explanation": {"type": "string", "maxLength": max_chars},
+            "evidence": {"type": "array", "items": {"type": "string"}, "maxItems": max_evidence},
+        },
+        "required": ["id", "like", "explanation", "evidence"],
+        "additionalProperties": False,
+    }
+    ranking = {"type": "array", "items": item, "maxItems": n_candidates}
+    return {"type": "object", "properties": {"ranking": ranking}, "required": ["ranking"], "additionalProperties": False}
+
+
+# ------------------------------------------------------------------ parsing
+
+
+class Unusable(Exception):
+    """The answer cannot be used at all (worth one repair retry)."""
+
+
+class LlmItem(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    id: str
+    like: bool = True
+    explanation: str = ""
+    evidence: list[str] = []
+
+
+def extract_json(text: str | None) -> Any:
+    """The JSON in a message: as is, inside a code fence, or between the outermost braces."""
+    if text is None or not text.strip():
+        raise Unusable("empty answer")
+    candidates = [text.strip(), *FENCE.findall(text)]
+    start, end = text.find("{"), text.rfind("}")
+    if 0 <= start < end:
+        candidates.append(text[start : end + 1])
+    for candidate in candidates:
+        try:
+            return json.loads(candidate)
+        except json.JSONDecodeError:
+            continue
+    raise Unusable("answer is not JSON")
+
+
+def parse_items(content: str | None, refusal: str | None) -> list[LlmItem | None]:
+    """The answer's ranking entries, validated one by one (None where an entry is invalid)."""
+    if refusal and not content:
+        raise Unusable("refusal")
+    data = extract_json(content)
+    ranking = data.get("ranking") if isinstance(data, dict) else data
+    if not isinstance(ranking, list):
+        raise Unusable("no ranking list")
+    items: list[LlmItem | None] = []
+    for entry in ranking:
+        try:
+            items.append(LlmItem.model_validate(entry))
+        except ValidationError:
+            items.append(None)
+    return items
+
+
+# ------------------------------------------------------------------ per-user work
+
+
+@dataclass
+class UserContext:
+    """One user's prompt data and the maps from short ids back to items."""
+
+    user_id: int
+    candidates: list[dict[str, Any]]  # ALS order, with als_explanation
+    liked: dict[str, dict[str, Any]]  # h-id -> {item_id, title}
+    disliked: dict[str, dict[str, Any]]
+    n_liked: int
+    n_disliked: int
+    genres: list[str]
+    recipe_titles: list[str]
+    order: list[int]  # presentation order (indices into candidates)
+
+    def cid(self, index: int) -> str:
+        return f"c{index + 1}"
+
+
+@dataclass
+class UserStats:
+    hallucinated_ids: int = 0
+    duplicate_ids: int = 0
+    missing_ids: int = 0
+    stripped_citations: int = 0
+    explanation_fallbacks: int = 0
+    repair_retries: int = 0
+    prompt_tokens_est: int = 0
+    recipe_tokens_est: int = 0
+
+
+@dataclass
+class UserResult:
+    rows: pl.DataFrame
+    stats: UserStats
+    ranker: str
+    reason: str | None
+    attempts: list[Attempt] = field(default_factory=list)
+
+
+class LlmRanker:
+    """Ranker protocol (tasks/rank.py): one batch of users' candidates -> RANKED_COLUMNS, k per user."""
+
+    name = "llm"
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.prompt = load_prompt(settings.llm_prompt_version)
+        self._secret = settings.llm_api_key.get_secret_value() if settings.llm_api_key else ""
+
+    # -------------------------------------------------------------- entry point
+
+    def rank(self, candidates: pl.DataFrame, k: int) -> pl.DataFrame:
+        s = self.settings
+        if candidates.is_empty():
+            return AlsRanker().rank(candidates, k)
+        candidates = candidates.sort("user_id", "als_rank").with_columns(als_explanation=grounded_explanation())
+        user_ids = candidates["user_id"].unique(maintain_order=True).to_list()
+        lock = threading.Lock()
+        with db.connect(s.db_path) as con:
+            history = db.frame(con, "llm/history", {
+                "run_date": s.run_date, "user_ids": user_ids, "like_threshold": s.like_threshold,
+                "max_liked": s.llm_history_liked, "max_disliked": s.llm_history_disliked,
+            })
+            histories = {row["user_id"]: row for row in history.iter_rows(named=True)}
+            client = LlmClient(s, LlmCache(con, lock))
+            try:
+                groups = candidates.partition_by("user_id", maintain_order=True, as_dict=True)
+                work = [(uid, groups[(uid,)], histories.get(uid)) for uid in user_ids]
+                with ThreadPoolExecutor(max_workers=s.llm_concurrency, thread_name_prefix="llm-rank") as pool:
+                    results = list(pool.map(lambda job: self._rank_user_safely(client, k, *job), work))
+            finally:
+                client.close()
+            self._record(con, lock, user_ids, results)
+            summary = db.frame(con, "llm/summary", {"run_date": s.run_date})
+        self._log(results, summary)
+        return pl.concat([r.rows for r in results], how="vertical_relaxed").select(RANKED_COLUMNS)
+
+    # -------------------------------------------------------------- one user
+
+    def _rank_user_safely(self, client: LlmClient, k: int, user_id: int, frame: pl.DataFrame, history: dict | None) -> UserResult:
+        """Never raises: whatever goes wrong, the user gets the ALS order and the reason."""
+        stats, attempts = UserStats(), []
+        try:
+            context = self._context(user_id, frame, history)
+            return self._rank_user(client, k, context, frame, stats, attempts)
+        except LlmCallFailed as failure:
+            attempts.extend(failure.attempts)
+            return self._fallback(frame, k, f"llm call failed: {failure.reason}", stats, attempts)
+        except Unusable as unusable:
+            return self._fallback(frame, k, f"unusable answer after repair: {unusable}", stats, attempts)
+        except Exception as error:  # a bug must not lose the user; the reason says what happened
+            log.exception("llm ranker: user %s fell back to ALS", user_id)
+            return self._fallback(frame, k, f"internal error: {type(error).__name__}", stats, attempts)
+
+    def _context(self, user_id: int, frame: pl.DataFrame, history: dict | None) -> UserContext:
+        history = history or {"liked": [], "disliked": [], "n_liked": 0, "n_disliked": 0, "top_genres": [], "recipe_titles": []}
+        liked = {f"h{n + 1}": entry for n, entry in enumerate(history["liked"])}
+        disliked = {f"h{len(liked) + n + 1}": entry for n, entry in enumerate(history["disliked"])}
+        rows = frame.to_dicts()
+        order = list(range(len(rows)))
+        if self.settings.llm_shuffle_seed is not None:
+            random.Random(f"{self.settings.llm_shuffle_seed}:{user_id}").shuffle(order)
+        return UserContext(user_id, rows, liked, disliked, history["n_liked"], history["n_disliked"],
+                           list(history["top_genres"] or []), list(history["recipe_titles"] or []), order)
+
+    def _chunks(self, context: UserContext) -> list[list[int]]:
+        size = self.settings.llm_candidates_per_call or len(context.order)
+        return [context.order[i : i + size] for i in range(0, len(context.order), size)]
+
+    def _data(self, context: UserContext, chunk: list[int]) -> str:
+        return fence({
+            "liked": [{"id": h, "title": e["title"]} for h, e in context.liked.items()],
+            "disliked": [{"id": h, "title": e["title"]} for h, e in context.disliked.items()],
+            "candidates": [{"id": context.cid(i), "title": context.candidates[i]["title"]} for i in chunk],
+        })
+
+    def _messages(self, context: UserContext, chunk: list[int]) -> list[dict[str, str]]:
+        s = self.settings
+        system = fill(self.prompt["system"], max_chars=s.llm_explanation_chars, max_evidence=s.evidence_items)
+        user = fill(self.prompt["user"], n_liked=context.n_liked, n_disliked=context.n_disliked,
+                    genres=", ".join(context.genres) or "unknown", n_candidates=len(chunk),
+                    data=self._data(context, chunk))
+        return [{"role": "system", "content": system}, {"role": "user", "content": user}]
+
+    def recipe_tokens(self, context: UserContext) -> int:
+        """chars/4 of the original recipe: up to 300 history titles, candidates in 3 calls of 10."""
+        system = fill(self.prompt["system"], max_chars=self.settings.llm_explanation_chars,
+                      max_evidence=self.settings.evidence_items)
+        history = "\n".join(context.recipe_titles[:RECIPE_HISTORY])
+        titles = [c["title"] for c in context.candidates[: RECIPE_CALLS * RECIPE_PER_CALL]]
+        total = 0
+        for start in range(0, len(titles), RECIPE_PER_CALL):
+            batch = "\n".join(f"c{n + 1}: {t}" for n, t in enumerate(titles[start : start + RECIPE_PER_CALL]))
+            total += estimate_tokens(f"{system}\nThe user watched:\n{history}\nRank these candidates:\n{batch}")
+        return total
+
+    def _rank_user(self, client: LlmClient, k: int, context: UserContext, frame: pl.DataFrame,
+                   stats: UserStats, attempts: list[Attempt]) -> UserResult:
+        s = self.settings
+        stats.recipe_tokens_est = self.recipe_tokens(context)
+        position: dict[int, float] = {}
+        picks: dict[int, tuple[bool, str | None, list[int]]] = {}
+        for chunk in self._chunks(context):
+            messages = self._messages(context, chunk)
+            stats.prompt_tokens_est += sum(estimate_tokens(m["content"]) for m in messages)
+            schema = ranking_schema(len(chunk), s.llm_explanation_chars, s.evidence_items)
+            max_tokens = 64 + -(-len(chunk) * (s.llm_explanation_chars + 60 + 8 * s.evidence_items) // 4)
+            answer = client.complete(messages, schema, max_tokens)
+            attempts.extend(answer.attempts)
+            try:
+                ordered = self._repair(context, chunk, answer.content, answer.refusal, stats)
+            except Unusable as unusable:
+                stats.repair_retries += 1
+                repair = fill(self.prompt["repair"], reason=str(unusable), data=self._data(context, chunk))
+                retry = [*messages, {"role": "assistant", "content": (answer.content or answer.refusal or "")[:2000]},
+                         {"role": "user", "content": repair}]
+                answer = client.complete(retry, schema, max_tokens)
+                attempts.extend(answer.attempts)
+                ordered = self._repair(context, chunk, answer.content, answer.refusal, stats)
+            last = max(1, len(ordered) - 1)
+            for n, (index, like, explanation, evidence) in enumerate(ordered):
+                position[index] = 1.0 - n / last if len(ordered) > 1 else 1.0
+                picks[index] = (like, explanation, evidence)
+        rows = self._final_rows(context, frame, k, position, picks, stats)
+        return UserResult(rows, stats, "llm", None, attempts)
+
+    def _repair(self, context: UserContext, chunk: list[int], content: str | None, refusal: str | None,
+                stats: UserStats) -> list[tuple[int, bool, str | None, list[int]]]:
+        """Answer -> (candidate index, like, explanation or None, evidence item ids), every chunk candidate once."""
+        items = parse_items(content, refusal)
+        known = {context.cid(i): i for i in chunk}
+        seen: set[int] = set()
+        ordered: list[tuple[int, bool, str | None, list[int]]] = []
+        hallucinated = duplicates = 0
+        for item in items:
+            if item is None or item.id not in known:
+                hallucinated += 1
+                continue
+            index = known[item.id]
+            if index in seen:
+                duplicates += 1
+                continue
+            seen.add(index)
+            evidence = [context.liked[h]["item_id"] for h in dict.fromkeys(item.evidence) if h in context.liked]
+            stats.stripped_citations += len(item.evidence) - len(evidence)
+            ordered.append((index, item.like, self._explanation(context, item.explanation), evidence[: self.settings.evidence_items]))
+        stats.hallucinated_ids += hallucinated
+        if not ordered:
+            raise Unusable("no known candidate id" if items else "empty ranking")
+        stats.duplicate_ids += duplicates
+        missing = [i for i in sorted(chunk) if i not in seen]  # candidates are in ALS order
+        stats.missing_ids += len(missing)
+        ordered += [(i, False, None, []) for i in missing]
+        return ordered
+
+    def _explanation(self, context: UserContext, text: str) -> str | None:
+        """The explanation with short ids replaced by titles; None when empty, overlong or citing unknown ids."""
+        text = " ".join(text.split())
+        if not text or len(text) > self.settings.llm_explanation_chars:
+            return None
+        titles = {h: e["title"] for h, e in {**context.liked, **context.disliked}.items()}
+        titles.update({context.cid(i): c["title"] for i, c in enumerate(context.candidates)})
+        if any(match.group(1) not in titles for match in ID_TOKEN.finditer(text)):
+            return None
+
+        out, at = [], 0
+        for match in ID_TOKEN.finditer(text):
+            title = titles[match.group(1)]
+            out += [text[at : match.start()], title]
+            at = match.end()
+            echoed = f" ({title})"  # "h1 (Toy Story)" -> "Toy Story"
+            if text.startswith(echoed, at):
+                at += len(echoed)
+        return "".join([*out, text[at:]])
+
+    def _final_rows(self, context: UserContext, frame: pl.DataFrame, k: int, position: dict[int, float],
+                    picks: dict[int, tuple[bool, str | None, list[int]]], stats: UserStats) -> pl.DataFrame:
+        s = self.settings
+        scores = [c["als_score"] for c in context.candidates]
+        low, high = min(scores), max(scores)
+        rows = []
+        for index, candidate in enumerate(context.candidates):
+            like, explanation, evidence = picks.get(index, (False, None, []))
+            als_norm = (candidate["als_score"] - low) / (high - low) if high > low else 1.0
+            blend = s.llm_blend_weight * position.get(index, 0.0) + (1 - s.llm_blend_weight) * als_norm
+            if explanation is None:
+                stats.explanation_fallbacks += int(index in picks)
+                explanation, evidence = candidate["als_explanation"], list(candidate["evidence_item_ids"])
+            score = blend + (1.0 if like and s.llm_liked_first else 0.0)
+            rows.append({**candidate, "score": score, "explanation": explanation, "evidence_item_ids": evidence})
+        rows.sort(key=lambda r: (-r["score"], r["als_rank"]))
+        out = pl.DataFrame(rows[:k], schema_overrides={"evidence_item_ids": pl.List(pl.Int64)}, infer_schema_length=None)
+        return out.with_columns(
+            rank=pl.int_range(1, pl.len() + 1, dtype=pl.Int32),
+            ranker=pl.lit("llm"),
+            prompt_version=pl.lit(s.llm_prompt_version),
+            fallback_reason=pl.lit(None, dtype=pl.String),
+        ).select(RANKED_COLUMNS)
+
+    def _fallback(self, frame: pl.DataFrame, k: int, reason: str, stats: UserStats, attempts: list[Attempt]) -> UserResult:
+        reason = self._redact(reason)
+        rows = AlsRanker().rank(frame, k).with_columns(
+            ranker=pl.lit("als_fallback"),
+            prompt_version=pl.lit(self.settings.llm_prompt_version),
+            fallback_reason=pl.lit(reason),
+        )
+        return UserResult(rows, stats, "als_fallback", reason, attempts)
+
+    # -------------------------------------------------------------- accounting
+
+    def _redact(self, text: str) -> str:
+        return text.replace(self._secret, "***") if self._secret else text
+
+    def _record(self, con, lock: threading.Lock, user_ids: list[int], results: list[UserResult]) -> None:
+        s = self.settings
+        calls = pl.DataFrame(
+            [{"user_id": uid, **a.row()} for uid, r in zip(user_ids, results) for a in r.attempts],
+            schema={"user_id": pl.Int64, "request_key": pl.String, "attempt": pl.Int32, "response_format": pl.String,
+                    "outcome": pl.String, "http_status": pl.Int32, "latency_ms": pl.Float64,
+                    "prompt_tokens": pl.Int64, "completion_tokens": pl.Int64},
+        )
+        users = pl.DataFrame([
+            {"user_id": uid, "ranker": r.ranker, "fallback_reason": r.reason, **r.stats.__dict__}
+            for uid, r in zip(user_ids, results)
+        ])
+        with lock, db.transaction(con):
+            con.register("new_llm_calls", calls.to_arrow())
+            db.run(con, "llm/insert_calls", {"run_date": s.run_date})
+            con.unregister("new_llm_calls")
+            db.run(con, "llm/replace_users", {"run_date": s.run_date, "user_ids": user_ids})
+            con.register("new_llm_users", users.to_arrow())
+            db.run(con, "llm/insert_users", {"run_date": s.run_date})
+            con.unregister("new_llm_users")
+
+    def _log(self, results: list[UserResult], summary: pl.DataFrame) -> None:
+        logger = run_logger()
+        fallbacks = [r.reason for r in results if r.ranker == "als_fallback"]
+        calls = sum(1 for r in results for a in r.attempts if a.outcome != "cache_hit")
+        hits = sum(1 for r in results for a in r.attempts if a.outcome == "cache_hit")
+        logger.info("llm ranker batch: %d users, %d fallbacks, %d calls, %d cache hits%s", len(results),
+                    len(fallbacks), calls, hits, f" (first fallback: {fallbacks[0]})" if fallbacks else "")
+        if summary.height:
+            line = ", ".join(f"{key}={value:.3g}" if isinstance(value, float) else f"{key}={value}"
+                             for key, value in summary.row(0, named=True).items())
+            logger.info(self._redact(f"llm accounting so far: {line}"))
+
+
+def run_logger() -> logging.Logger | logging.LoggerAdapter:
+    """The Prefect run logger inside a flow/task run, else this module's logger."""
+    try:
+        from prefect.logging import get_run_logger
+
+        return get_run_logger()
+    except Exception:
+        return log
