@@ -21,7 +21,7 @@ def markdown_table(frame: pl.DataFrame) -> str:
 
 def _cell(value: Any) -> str:
     text = f"{value:.4g}" if isinstance(value, float) else str(value)
-    return text.replace("|", "\\|").replace("\n", " ")
+    return "—" if value is None else text.replace("|", "\\|").replace("\n", " ")
 
 
 def _counts(counts: dict[str, int]) -> str:
@@ -50,6 +50,6 @@ def publish_run_artifacts(settings: Settings, summary: dict[str, Any]) -> None:
         metrics = db.frame(con, "report/model_metrics", {"model_version": summary["trained_version"]})
         sample = db.frame(con, "report/sample", {"run_date": settings.run_date, "users": SAMPLE_USERS, "k": settings.k})
     create_markdown_artifact(
-        key=f"{key}-model", description="Holdout metrics: ALS vs popularity", markdown=markdown_table(metrics)
+        key=f"{key}-model", description="Holdout metrics: new model vs the one serving before it vs popularity", markdown=markdown_table(metrics)
     )
     create_table_artifact(key=f"{key}-sample", description="Sample of explained recommendations", table=sample.to_dicts())

@@ -7,7 +7,8 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from prefect import flow, get_run_logger, unmapped
+from prefect import Flow, flow, get_run_logger, unmapped
+from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
 from flows.artifacts import publish_run_artifacts
 from flows.parameters import RunParameters
@@ -16,6 +17,7 @@ from tasks.errors import StageFailed
 from tasks.ingest import ingest
 from tasks.publish import Published, publish
 from tasks.rank import pending_batches, rank_batch
+from tasks.settings import Settings
 from tasks.train import train
 from tasks.validate import validate_inputs, validate_outputs
 
@@ -67,10 +69,30 @@ def nightly(params: RunParameters = RunParameters()) -> dict[str, Any]:
     return summary
 
 
-def rank_all(settings) -> dict[str, int]:
+def rank_all(settings: Settings) -> dict[str, int]:
     """Fan the pending users out over rank tasks, a batch of users each; total rows per ranker."""
     futures = rank_batch.map(unmapped(settings), pending_batches(settings))
     return dict(sum((Counter(counts) for counts in futures.result()), Counter()))
+
+
+def task_runner_for(settings: Settings) -> TaskRunner:
+    """Threads by default; Dask on a given scheduler or a local in-process cluster.
+
+    The local cluster uses threads, not processes: every stage writes to one DuckDB file,
+    which a single process owns (see README, "Scaling out").
+    """
+    if settings.task_runner == "dask":
+        from prefect_dask import DaskTaskRunner
+
+        if settings.dask_address:
+            return DaskTaskRunner(address=settings.dask_address)
+        return DaskTaskRunner(cluster_kwargs={"processes": False, "n_workers": 1, "threads_per_worker": 4})
+    return ThreadPoolTaskRunner()
+
+
+def nightly_for(settings: Settings) -> Flow:
+    """The nightly flow with the task runner the settings ask for."""
+    return nightly.with_options(task_runner=task_runner_for(settings))
 
 
 if __name__ == "__main__":

@@ -38,6 +38,8 @@ class Settings(BaseSettings):
     like_threshold: float = Field(3.0, description="A rating above this counts as a like.")
     ranker: RankerName = Field("als", description="Ranking backend: als (offline) or llm.")
     users_per_batch: int = Field(250, ge=1, description="Users per ranking task (fan-out granularity).")
+    task_runner: Literal["threads", "dask"] = Field("threads", description="Runs the rank tasks: threads or Dask.")
+    dask_address: str | None = Field(None, description="Scheduler of an existing Dask cluster; empty: a local one.")
     evidence_items: int = Field(3, ge=1, le=10, description="History items cited per explanation at most.")
 
     # ALS and its evaluation
@@ -71,10 +73,10 @@ class Settings(BaseSettings):
     )
 
     # LLM ranker, more (issue 4): prompt, repair, blend, retries
-    llm_prompt_version: str = Field("rank_v1", description="Prompt template prompts/<version>.md (goes into every row).")
+    llm_prompt_version: str = Field("rank_v2", description="Prompt template prompts/<version>.md (goes into every row).")
     llm_candidates_per_call: int | None = Field(None, ge=1, description="Candidates per LLM call; empty: all in one call.")
-    llm_history_liked: int = Field(12, ge=0, description="Liked history titles in a prompt at most (evidence, then recent).")
-    llm_history_disliked: int = Field(4, ge=0, description="Disliked history titles in a prompt at most (strongest first).")
+    llm_history_liked: int = Field(8, ge=0, description="Liked history titles in a prompt at most (evidence, then recent).")
+    llm_history_disliked: int = Field(3, ge=0, description="Disliked history titles in a prompt at most (strongest first).")
     llm_explanation_chars: int = Field(200, ge=20, description="Longest explanation accepted (schema maxLength).")
     llm_blend_weight: float = Field(0.5, ge=0, le=1, description="Weight of the LLM position vs the normalised ALS score.")
     llm_liked_first: bool = Field(True, description="Items the LLM likes come before the ones it dislikes.")
@@ -82,6 +84,13 @@ class Settings(BaseSettings):
     llm_rate_window_seconds: float = Field(60.0, gt=0, description="Window of llm_rpm / llm_tpm (60 s; smaller in tests).")
     llm_deadline_seconds: float = Field(120.0, gt=0, description="Give up on one request (with retries) after this long.")
     llm_backoff_seconds: float = Field(1.0, gt=0, description="First retry delay after a 5xx/timeout; doubles, with jitter.")
+    llm_max_users: int | None = Field(
+        None, ge=1, description="Uncached users sent to the LLM per run at most, most changed first; the rest keep ALS order."
+    )
+    llm_shared_limit: Literal["auto", "prefect", "local"] = Field(
+        "auto", description="Requests/min limit: a Prefect global rate limit shared by all workers (auto: when PREFECT_API_URL is set) or in-process."
+    )
+    llm_limit_name: str = Field("recs-llm-rpm", description="Name of the Prefect global rate limit (created if missing).")
 
     @property
     def db_path(self) -> Path:

@@ -93,3 +93,18 @@ def test_cli_reports_bad_input_in_one_line_without_traceback(tmp_path):
     )  # fmt: skip
     assert done.returncode == 1
     assert "lacks" in done.stderr and "Traceback" not in done.stderr + done.stdout
+
+
+def test_dask_task_runner_gives_the_same_recommendations(tmp_path, small_data):
+    from flows.nightly import nightly_for
+
+    threads = tmp_path / "threads"
+    nightly(RunParameters(home=threads, run_date=RUN_DATE))
+    dask_settings = RunParameters(home=tmp_path / "dask", run_date=RUN_DATE).settings().model_copy(update={"task_runner": "dask"})
+    state = nightly_for(dask_settings)(RunParameters(home=tmp_path / "dask", run_date=RUN_DATE), return_state=True)
+
+    assert state.is_completed(), state.message
+    same_columns = pl.exclude("model_version")  # the version names the load time of each home's data
+    assert read_partition(tmp_path / "dask", RUN_DATE).select(same_columns).equals(
+        read_partition(threads, RUN_DATE).select(same_columns)
+    )
