@@ -32,14 +32,12 @@ def publish_run_artifacts(settings: Settings, summary: dict[str, Any]) -> None:
     """Run summary, model metrics (new model vs popularity) and a sample of explained recommendations."""
     key = f"recs-{settings.run_date.isoformat()}"
     stages = pl.DataFrame({"stage": list(summary["seconds"]), "seconds": list(summary["seconds"].values())})
-    ingested = summary["ingested"]
     create_markdown_artifact(
         key=f"{key}-summary",
         description="What this run did",
         markdown=(
             f"# Nightly run {settings.run_date}\n\n"
-            f"- rows read {ingested.rows_read}, loaded {ingested.rows_loaded}, quarantined {ingested.rows_quarantined}"
-            f" ({ingested.files_skipped} files already loaded)\n"
+            f"- ingest: {summary['ingested']}\n"
             f"- model: {summary['model']} (serving `{summary['serving_version']}`)\n"
             f"- candidates: {_counts(summary['candidates'])}\n- ranked rows by ranker: {_counts(summary['ranked'])}\n"
             f"- published {summary['rows']} rows for {summary['users']} users to `{summary['published']}`\n\n"

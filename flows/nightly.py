@@ -96,4 +96,4 @@ def nightly_for(settings: Settings) -> Flow:
 
 
 if __name__ == "__main__":
-    nightly()
+    nightly_for(Settings())()

@@ -8,6 +8,7 @@ with a reason. A file whose content was loaded before is skipped.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -16,8 +17,8 @@ from typing import Any
 import duckdb
 from prefect import task
 
-from tasks.errors import InputError
 from tasks.db import connect, run, scalar, transaction
+from tasks.errors import InputError
 from tasks.generate import write_dataset
 from tasks.settings import Settings
 
@@ -55,17 +56,22 @@ class Source:
 
 @dataclass
 class IngestReport:
+    """What one ingest did; row counts are those of interactions, catalogue rows are counted apart."""
+
     files_loaded: int = 0
     files_skipped: int = 0
     rows_read: int = 0
     rows_loaded: int = 0
     rows_quarantined: int = 0
+    catalog_rows_loaded: int = 0
+    catalog_rows_quarantined: int = 0
 
-    def add(self, rows_read: int, rows_loaded: int, rows_quarantined: int) -> None:
-        self.files_loaded += 1
-        self.rows_read += rows_read
-        self.rows_loaded += rows_loaded
-        self.rows_quarantined += rows_quarantined
+    def __str__(self) -> str:
+        return (
+            f"{self.rows_loaded:,} of {self.rows_read:,} interaction rows loaded, {self.rows_quarantined:,} quarantined;"
+            f" catalogue {self.catalog_rows_loaded:,} loaded, {self.catalog_rows_quarantined:,} quarantined;"
+            f" {self.files_loaded} files loaded, {self.files_skipped} already loaded before"
+        )
 
 
 def detect_source(data: Path, catalog: Path | None = None) -> Source:
@@ -159,23 +165,30 @@ def ingest_source(con: duckdb.DuckDBPyConnection, source: Source) -> IngestRepor
     report = IngestReport()
     loaded_at = datetime.now(timezone.utc).replace(tzinfo=None)
     if source.catalog is not None:
-        _load_file(con, source.catalog.path, lambda: _stage_catalog(con, source.catalog), "catalog", loaded_at, report)
-    _load_file(
-        con,
-        source.interactions.path,
-        lambda: _stage_interactions(con, source.interactions, check_catalog=source.catalog is not None),
-        "interactions",
-        loaded_at,
-        report,
-    )
+        counts = _load_file(con, source.catalog.path, "catalog", lambda: _stage_catalog(con, source.catalog), loaded_at)
+        if counts:
+            _, report.catalog_rows_loaded, report.catalog_rows_quarantined = counts
+        report.files_loaded += counts is not None
+        report.files_skipped += counts is None
+    check_catalog = source.catalog is not None
+    counts = _load_file(
+        con, source.interactions.path, "interactions",
+        lambda: _stage_interactions(con, source.interactions, check_catalog), loaded_at,
+    )  # fmt: skip
+    if counts:
+        report.rows_read, report.rows_loaded, report.rows_quarantined = counts
+    report.files_loaded += counts is not None
+    report.files_skipped += counts is None
     return report
 
 
-def _load_file(con, path: Path, stage, kind: str, loaded_at: datetime, report: IngestReport) -> None:
+def _load_file(
+    con: duckdb.DuckDBPyConnection, path: Path, kind: str, stage: Callable[[], None], loaded_at: datetime
+) -> tuple[int, int, int] | None:
+    """Stage, load and quarantine one file in one transaction: (read, loaded, quarantined), None if seen before."""
     sha = file_sha256(path)
     if scalar(con, "ingest/file_seen", {"sha256": sha}):
-        report.files_skipped += 1
-        return
+        return None
     source = str(path.resolve())
     with transaction(con):
         stage()
@@ -199,7 +212,7 @@ def _load_file(con, path: Path, stage, kind: str, loaded_at: datetime, report: I
                 "loaded_at": loaded_at,
             },
         )
-    report.add(rows_read, rows_loaded, rows_quarantined)
+    return rows_read, rows_loaded, rows_quarantined
 
 
 def _read_lines(con: duckdb.DuckDBPyConnection, path: Path) -> None:

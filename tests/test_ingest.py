@@ -71,7 +71,8 @@ def test_unusable_rows_are_quarantined_with_line_and_reason(con, tmp_path):
         8: "unknown item 99",
         9: "duplicate of an earlier row (user_id, item_id, timestamp)",
     }
-    assert (report.rows_quarantined, table_count(con, "interactions")) == (7, 2)
+    assert (report.rows_read, report.rows_quarantined, table_count(con, "interactions")) == (9, 7, 2)
+    assert (report.catalog_rows_loaded, report.catalog_rows_quarantined) == (2, 0)
     iso = con.sql("SELECT ts::VARCHAR FROM interactions WHERE user_id = 3").fetchall()[0][0]
     assert iso == "2001-01-01 08:00:00", "offsets are normalised to UTC"
     assert con.sql("SELECT title, genres FROM catalog WHERE item_id = 10").fetchall() == [("Heat, The (1995)", ["Action", "Crime"])]
