@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -19,15 +20,15 @@ pytestmark = pytest.mark.slow
 
 def recs_run(home, **popen) -> subprocess.Popen:
     env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
-    env.update({f"RECS_{k.upper()}": str(v) for k, v in SMALL.items()})
+    env.update({f"RECS_{k.upper()}": str(v) for k, v in SMALL.items()}, RECS_USERS_PER_BATCH="50")
     command = [sys.executable, "-m", "flows.cli", "run", "--home", str(home), "--run-date", RUN_DATE.isoformat()]
     return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **popen)
 
 
-def test_killed_after_candidates_resumes_with_the_same_model_and_no_duplicates(tmp_path):
+def test_killed_while_ranking_resumes_with_the_same_model_and_no_duplicates(tmp_path):
     victim = recs_run(tmp_path)
     for line in victim.stdout:
-        if "candidates:" in line:
+        if "Task run 'rank-batch" in line and "Completed" in line:  # the first of three batches is stored
             victim.send_signal(signal.SIGKILL)
             break
     victim.wait(timeout=60)
@@ -38,6 +39,8 @@ def test_killed_after_candidates_resumes_with_the_same_model_and_no_duplicates(t
     output, _ = rerun.communicate(timeout=300)
     assert rerun.returncode == 0, output
     assert "reused, already trained tonight" in output
+    reranked = re.search(r"rank: [\d.]+ s — \{(?:'als': (\d+))?\}", output)
+    assert reranked and int(reranked.group(1) or 0) < 150 * 10, "batches stored before the kill are not ranked again"
 
     recs = pl.read_parquet(partition_dir(tmp_path / "recommendations", RUN_DATE) / "data.parquet")
     per_user = recs.group_by("user_id").agg(n=pl.len(), distinct=pl.col("item_id").n_unique())
