@@ -1,6 +1,10 @@
 """LLM ranker throughput against a rate-limited OpenAI-compatible server (not a test).
 
-    .venv/bin/python bench/llm_throughput.py --rpm 30 --window 2 --users 300
+    .venv/bin/python bench/llm_throughput.py --rpm 30 --window 2 --users 300 [--mode prefect]
+
+--mode local: the in-process limiter; --mode prefect: a temporary Prefect server and its global
+rate limit `recs-llm-rpm` (what several workers share). Before the run, the median prompt size
+per user is measured on the generated default dataset (1,000 users) vs the original recipe.
 
 The server (tests/llm_server.py) admits at most R requests per `window` seconds (a minute scaled
 down) and answers 429 beyond. The ranker is given the same budget. Reports achieved requests
@@ -12,6 +16,9 @@ k valid rows; goal 0), fallbacks, and estimated prompt tokens per user vs the or
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
+import statistics
 import sys
 import tempfile
 import time
@@ -44,7 +51,38 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--batch", type=int, default=100, help="users per rank task")
     parser.add_argument("--parallel-batches", type=int, default=2, help="rank tasks running at once")
+    parser.add_argument("--mode", choices=("local", "prefect"), default="local", help="in-process or Prefect rate limit")
+    parser.add_argument("--skip-tokens", action="store_true", help="skip the default-dataset prompt-size report")
     args = parser.parse_args()
+    if not args.skip_tokens:
+        default_dataset_tokens()
+    if args.mode == "prefect":
+        os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="llm-bench-prefect-"))
+        os.environ.update(PREFECT_SERVER_ANALYTICS_ENABLED="false", DO_NOT_TRACK="1")
+        from prefect.testing.utilities import prefect_test_harness
+
+        harness = prefect_test_harness(server_startup_timeout=180)
+    else:
+        harness = contextlib.nullcontext()
+    with harness:
+        bench(args)
+
+
+def default_dataset_tokens() -> None:
+    """Median estimated prompt tokens per user on the generated default dataset vs the original recipe."""
+    settings = Settings(home=Path(tempfile.mkdtemp(prefix="llm-bench-default-")), run_date=RUN_DATE, ranker="llm")
+    ingest.fn(settings)
+    candidates_task.fn(settings, train.fn(settings).serving_version)
+    with db.connect(settings.db_path) as con:
+        ids = db.frame(con, "rank/user_batches", {"run_date": RUN_DATE, "batch_size": 100_000})["users"][0].to_list()
+        sizes = LlmRanker(settings).prompt_sizes(con, db.frame(con, "rank/batch_candidates", {"run_date": RUN_DATE, "user_ids": ids}))
+    ratio = statistics.median((sizes["prompt_tokens_est"] / sizes["recipe_tokens_est"]).to_list())
+    print(f"default dataset ({sizes.height} users, {settings.llm_prompt_version}): median prompt tokens per user "
+          f"{sizes['prompt_tokens_est'].median():.0f} vs original recipe {sizes['recipe_tokens_est'].median():.0f}; "
+          f"median per-user ratio {ratio:.3f} (goal <= 0.333)")
+
+
+def bench(args: argparse.Namespace) -> None:
 
     home = Path(tempfile.mkdtemp(prefix="llm-bench-"))
     sizes = dict(gen_users=args.users, gen_items=max(300, args.users), gen_ratings=args.users * args.ratings_per_user)
@@ -58,7 +96,7 @@ def main() -> None:
         settings = Settings(
             RECS_LLM_BASE_URL=server.base_url, RECS_LLM_API_KEY="bench-key", home=home, run_date=RUN_DATE,
             ranker="llm", llm_rpm=args.rpm, llm_rate_window_seconds=args.window, llm_concurrency=args.concurrency,
-            llm_deadline_seconds=max(120.0, 4 * args.window), **sizes,
+            llm_deadline_seconds=max(120.0, 4 * args.window), llm_shared_limit=args.mode, **sizes,
         )
         with db.connect(settings.db_path) as con:
             user_ids = db.frame(con, "rank/user_batches", {"run_date": RUN_DATE, "batch_size": args.batch})["users"].to_list()
@@ -82,6 +120,7 @@ def main() -> None:
     with db.connect(settings.db_path) as con:
         summary = db.frame(con, "llm/summary", {"run_date": RUN_DATE}).row(0, named=True)
 
+    print(f"mode: {args.mode}")
     print(f"requests accepted: {len(times)} in {seconds:.1f} s; 429s: {rejected}; "
           f"max in any window: {server.max_requests_in_window(args.window)} (limit {args.rpm})")
     print(f"achieved/allowed over {full_windows} full windows: {achieved:.3f} (goal >= 0.95)")

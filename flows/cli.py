@@ -58,21 +58,28 @@ def run(
     run_date: Annotated[Optional[datetime], typer.Option(formats=["%Y-%m-%d"], help="Night to compute (default today).")] = None,
     ranker: Annotated[Optional[str], typer.Option(help="als | llm")] = None,
     k: Annotated[Optional[int], typer.Option(help="Recommendations per user.")] = None,
+    llm_model: Annotated[Optional[str], typer.Option(help="Chat model of the llm ranker (env RECS_LLM_MODEL).")] = None,
+    llm_rpm: Annotated[Optional[int], typer.Option(help="LLM requests per minute at most (env RECS_LLM_RPM).")] = None,
+    llm_tpm: Annotated[Optional[int], typer.Option(help="LLM tokens per minute at most (env RECS_LLM_TPM).")] = None,
+    llm_concurrency: Annotated[Optional[int], typer.Option(help="LLM requests in flight at most (env RECS_LLM_CONCURRENCY).")] = None,
+    llm_max_users: Annotated[Optional[int], typer.Option(help="Uncached users sent to the LLM per run at most, most changed first (env RECS_LLM_MAX_USERS).")] = None,
 ) -> None:
     """Run the nightly flow once: ingest, train, candidates, rank, publish."""
-    from flows.nightly import nightly
+    from flows.nightly import nightly_for
     from flows.parameters import RunParameters
 
     _filter_prefect_handlers()
 
     try:
         params = RunParameters(
-            data=data, catalog=catalog, home=home, run_date=run_date.date() if run_date else None, ranker=ranker, k=k
+            data=data, catalog=catalog, home=home, run_date=run_date.date() if run_date else None, ranker=ranker, k=k,
+            llm_model=llm_model, llm_rpm=llm_rpm, llm_tpm=llm_tpm, llm_concurrency=llm_concurrency,
+            llm_max_users=llm_max_users,
         )
     except ValueError as error:
         console.print(f"[red]error:[/] {error}")
         raise typer.Exit(2) from None
-    state = nightly(params, return_state=True)
+    state = nightly_for(params.settings())(params, return_state=True)
     outcome = state.result(raise_on_failure=False)
     del state
     if isinstance(outcome, BaseException):

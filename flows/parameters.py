@@ -37,6 +37,9 @@ class RunParameters(BaseModel):
     llm_rpm: OptionalCount = Field(None, ge=1, description="LLM requests per minute at most.")
     llm_tpm: OptionalCount = Field(None, ge=1, description="LLM tokens per minute at most.")
     llm_concurrency: OptionalCount = Field(None, ge=1, description="LLM requests in flight at most.")
+    llm_max_users: OptionalCount = Field(
+        None, ge=1, description="Uncached users sent to the LLM per run at most (most changed first; the rest keep ALS order)."
+    )
 
     def settings(self) -> Settings:
         return Settings(**self.model_dump(exclude_none=True))

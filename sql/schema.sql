@@ -168,3 +168,19 @@ CREATE TABLE IF NOT EXISTS llm_users (
     recorded_at           TIMESTAMP NOT NULL,
     PRIMARY KEY (run_date, user_id)
 );
+
+-- The per-run LLM cap (llm_max_users): which users of a run_date may be sent to the LLM;
+-- built once per run_date (and settings), so a resumed run keeps the same choice.
+CREATE TABLE IF NOT EXISTS llm_plan (
+    run_date        DATE NOT NULL,
+    user_id         BIGINT NOT NULL,
+    cached          BOOLEAN NOT NULL,   -- every request of the user's prompt already answered: costs nothing
+    last_llm_date   DATE,               -- last earlier run_date the user was ranked by the LLM (NULL: new)
+    new_candidates  INTEGER NOT NULL,   -- candidates not among that run's candidates (all when new)
+    priority        INTEGER,            -- 1 = sent first, among the uncached users
+    admitted        BOOLEAN NOT NULL,   -- cached, or within the cap
+    max_users       INTEGER NOT NULL,
+    model           VARCHAR NOT NULL,
+    prompt_version  VARCHAR NOT NULL,
+    PRIMARY KEY (run_date, user_id)
+);

@@ -3,6 +3,9 @@
 - Rate limits in-process: a sliding-window limiter on requests and tokens per window (shared by
   every ranker of the process talking to the same endpoint and model) and a semaphore on
   requests in flight. A server 429 pauses every caller for its Retry-After.
+- With a Prefect server (PREFECT_API_URL set; `llm_shared_limit`), requests per window go through
+  a Prefect global rate limit (`llm_limit_name`, created or reshaped to llm_rpm) so every worker shares one
+  budget; tokens per window, in-flight requests and 429 pauses stay per process.
 - Retries are our own loop (the `openai` client runs with `max_retries=0`), so every attempt,
   429 and retry is counted: 429 honours `retry-after-ms` / `Retry-After`; 5xx, timeouts and
   connection errors back off exponentially with jitter; nothing retries past a deadline.
@@ -132,8 +135,84 @@ class SlidingWindowLimiter:
             self._cond.notify_all()
 
 
+def prefect_api_url() -> str | None:
+    """The Prefect API this process talks to; None in ephemeral mode (no server configured)."""
+    try:
+        from prefect.settings import get_current_settings
+
+        return get_current_settings().api.url or None
+    except Exception:
+        return None
+
+
+def limit_mode(settings: Settings) -> str:
+    """'prefect' (a global rate limit shared by workers) or 'local' (in-process)."""
+    if settings.llm_shared_limit == "auto":
+        return "prefect" if prefect_api_url() else "local"
+    return settings.llm_shared_limit
+
+
+def global_limit_shape(settings: Settings) -> tuple[int, float]:
+    """(limit, slot decay per second) of the Prefect rate limit for llm_rpm per window.
+
+    A Prefect rate limit is a leaky bucket: `limit` slots at once, refilled at the decay rate, so
+    any window may see limit + decay * window requests. A burst of 1 and a decay of (rpm - 1) per
+    window keeps every window at rpm at most; the price is 1/rpm of the budget.
+    """
+    return 1, (settings.llm_rpm - 1 or 1) / settings.llm_rate_window_seconds
+
+
+_created_limits: set[tuple[str, str, int, float]] = set()
+
+
+def ensure_global_limit(settings: Settings) -> None:
+    """Create the Prefect global rate limit if missing, or reshape it to this llm_rpm (once per process).
+
+    llm_rpm is the single source of truth: workers sharing a limit name must share llm_rpm.
+    """
+    from prefect.client.orchestration import get_client
+
+    limit, decay = global_limit_shape(settings)
+    key = (prefect_api_url() or "", settings.llm_limit_name, limit, decay)
+    if key in _created_limits:
+        return
+    with get_client(sync_client=True) as client:
+        client.upsert_global_concurrency_limit_by_name(settings.llm_limit_name, limit, slot_decay_per_second=decay)
+    _created_limits.add(key)
+
+
+class PrefectRateLimiter:
+    """Requests per window from a Prefect global rate limit (shared by every worker of the server);
+    tokens per window and 429 pauses from an in-process window, as before."""
+
+    def __init__(self, settings: Settings) -> None:
+        ensure_global_limit(settings)
+        self.name = settings.llm_limit_name
+        self.local = SlidingWindowLimiter(2**31, settings.llm_tpm, settings.llm_rate_window_seconds)
+
+    def acquire(self, tokens: int, deadline: float) -> list[float]:
+        from prefect.concurrency.sync import rate_limit
+
+        slot = self.local.acquire(tokens, deadline)
+        try:
+            rate_limit(self.name, occupy=1, timeout_seconds=max(0.01, deadline - time.monotonic()), strict=True)
+        except TimeoutError:
+            self.local.release(slot)
+            raise DeadlineExceeded("Prefect rate-limit wait passed the deadline") from None
+        except BaseException:
+            self.local.release(slot)
+            raise
+        return slot
+
+    def release(self, slot: list[float]) -> None:
+        self.local.release(slot)
+
+    def pause(self, seconds: float) -> None:
+        self.local.pause(seconds)
+
+
 _registry_lock = threading.Lock()
-_limiters: dict[tuple, SlidingWindowLimiter] = {}
+_limiters: dict[tuple, SlidingWindowLimiter | PrefectRateLimiter] = {}
 _semaphores: dict[tuple, threading.BoundedSemaphore] = {}
 _format_level: dict[tuple, int] = {}
 
@@ -141,11 +220,17 @@ _format_level: dict[tuple, int] = {}
 def shared_limits(settings: Settings) -> tuple[SlidingWindowLimiter, threading.BoundedSemaphore]:
     """The process-wide limiter and in-flight semaphore of this endpoint, model and budget."""
     endpoint = (settings.llm_base_url, settings.llm_model)
+    mode = limit_mode(settings)
+    key = (*endpoint, settings.llm_rpm, settings.llm_tpm, settings.llm_rate_window_seconds, mode)
+    if mode == "prefect":
+        key += (prefect_api_url(), settings.llm_limit_name)
     with _registry_lock:
-        limiter = _limiters.setdefault(
-            (*endpoint, settings.llm_rpm, settings.llm_tpm, settings.llm_rate_window_seconds),
-            SlidingWindowLimiter(settings.llm_rpm, settings.llm_tpm, settings.llm_rate_window_seconds),
-        )
+        limiter = _limiters.get(key)
+        if limiter is None:
+            limiter = _limiters[key] = (
+                PrefectRateLimiter(settings) if mode == "prefect"
+                else SlidingWindowLimiter(settings.llm_rpm, settings.llm_tpm, settings.llm_rate_window_seconds)
+            )
         semaphore = _semaphores.setdefault((*endpoint, settings.llm_concurrency), threading.BoundedSemaphore(settings.llm_concurrency))
     return limiter, semaphore
 
@@ -154,6 +239,7 @@ def reset_shared_state() -> None:
     """Forget limiters and learned formats (tests start each server fresh)."""
     with _registry_lock:
         _limiters.clear()
+        _created_limits.clear()
         _semaphores.clear()
         _format_level.clear()
 
@@ -171,6 +257,11 @@ class LlmCache:
         with self.lock:
             rows = db.run(self.con, "llm/cache_get", {"request_key": key})
         return rows[0] if rows else None
+
+    def has(self, keys: list[str]) -> set[str]:
+        """The keys among `keys` that are answered already."""
+        with self.lock:
+            return {row[0] for row in db.run(self.con, "llm/cache_has", {"request_keys": keys})}
 
     def put(self, key: str, **values: Any) -> None:
         with self.lock:
@@ -232,10 +323,15 @@ class LlmClient:
             return {"response_format": {"type": "json_object", "schema": schema}}
         return {}
 
-    def complete(self, messages: list[dict], schema: dict[str, Any], max_tokens: int) -> Answer:
+    def key(self, messages: list[dict], schema: dict[str, Any], max_tokens: int) -> str:
+        """The cache key of this request."""
         s = self.settings
         params = {"temperature": s.llm_temperature, "max_tokens": max_tokens, "schema": schema}
-        key = request_key(s.llm_model, s.llm_prompt_version, messages, params)
+        return request_key(s.llm_model, s.llm_prompt_version, messages, params)
+
+    def complete(self, messages: list[dict], schema: dict[str, Any], max_tokens: int) -> Answer:
+        s = self.settings
+        key = self.key(messages, schema, max_tokens)
         hit = self.cache.get(key)
         if hit is not None:
             fmt, content, refusal, finish, prompt_tokens, completion_tokens = hit

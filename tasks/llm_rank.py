@@ -38,10 +38,13 @@ from tasks.settings import Settings
 PROMPTS_DIR = Path(__file__).resolve().parent.parent / "prompts"
 RECIPE_HISTORY = 300  # the original recipe: up to 300 history titles ...
 RECIPE_CALLS, RECIPE_PER_CALL = 3, 10  # ... and candidates in 3 calls of 10
+RECIPE_PROMPT = "rank_v1"  # ... with the first prompt's instructions (a fixed baseline for every version)
 ID_TOKEN = re.compile(r"\b([hc]\d+)\b")
 FENCE = re.compile(r"```(?:json)?\s*(.*?)```", re.DOTALL)
 
 log = logging.getLogger(__name__)
+_plan_lock = threading.Lock()  # parallel rank batches of one process build a run's cap plan once
+CAP_REACHED = "llm cap reached"
 
 
 # ------------------------------------------------------------------ prompt
@@ -192,17 +195,14 @@ class LlmRanker:
         user_ids = candidates["user_id"].unique(maintain_order=True).to_list()
         lock = threading.Lock()
         with db.connect(s.db_path) as con:
-            history = db.frame(con, "llm/history", {
-                "run_date": s.run_date, "user_ids": user_ids, "like_threshold": s.like_threshold,
-                "max_liked": s.llm_history_liked, "max_disliked": s.llm_history_disliked,
-            })
-            histories = {row["user_id"]: row for row in history.iter_rows(named=True)}
+            histories = self._histories(con, user_ids)
             client = LlmClient(s, LlmCache(con, lock))
             try:
+                admitted = self._admitted(con, client) if s.llm_max_users is not None else None
                 groups = candidates.partition_by("user_id", maintain_order=True, as_dict=True)
                 work = [(uid, groups[(uid,)], histories.get(uid)) for uid in user_ids]
                 with ThreadPoolExecutor(max_workers=s.llm_concurrency, thread_name_prefix="llm-rank") as pool:
-                    results = list(pool.map(lambda job: self._rank_user_safely(client, k, *job), work))
+                    results = list(pool.map(lambda job: self._rank_user_safely(client, k, *job, admitted), work))
             finally:
                 client.close()
             self._record(con, lock, user_ids, results)
@@ -210,13 +210,87 @@ class LlmRanker:
         self._log(results, summary)
         return pl.concat([r.rows for r in results], how="vertical_relaxed").select(RANKED_COLUMNS)
 
+    def _histories(self, con, user_ids: list[int]) -> dict[int, dict]:
+        s = self.settings
+        history = db.frame(con, "llm/history", {
+            "run_date": s.run_date, "user_ids": user_ids, "like_threshold": s.like_threshold,
+            "max_liked": s.llm_history_liked, "max_disliked": s.llm_history_disliked,
+        })
+        return {row["user_id"]: row for row in history.iter_rows(named=True)}
+
+    def _contexts(self, con, candidates: pl.DataFrame) -> list[UserContext]:
+        """Every user's prompt context (candidates: rank/batch_candidates rows)."""
+        candidates = candidates.sort("user_id", "als_rank").with_columns(als_explanation=grounded_explanation())
+        histories = self._histories(con, candidates["user_id"].unique().to_list())
+        return [self._context(uid, frame, histories.get(uid))
+                for (uid,), frame in candidates.partition_by("user_id", maintain_order=True, as_dict=True).items()]
+
+    def _requests(self, context: UserContext) -> list[tuple[list[int], list[dict[str, str]], dict[str, Any], int]]:
+        """(chunk, messages, schema, max_tokens) of each call this user's ranking needs."""
+        s = self.settings
+        out = []
+        for chunk in self._chunks(context):
+            schema = ranking_schema(len(chunk), s.llm_explanation_chars, s.evidence_items)
+            max_tokens = 64 + -(-len(chunk) * (s.llm_explanation_chars + 60 + 8 * s.evidence_items) // 4)
+            out.append((chunk, self._messages(context, chunk), schema, max_tokens))
+        return out
+
+    def prompt_sizes(self, con, candidates: pl.DataFrame) -> pl.DataFrame:
+        """Per user: estimated prompt tokens (chars/4) of this ranker vs the original recipe."""
+        rows = [{"user_id": c.user_id,
+                 "prompt_tokens_est": sum(estimate_tokens(m["content"]) for _, msgs, _, _ in self._requests(c) for m in msgs),
+                 "recipe_tokens_est": self.recipe_tokens(c)} for c in self._contexts(con, candidates)]
+        return pl.DataFrame(rows, schema={"user_id": pl.Int64, "prompt_tokens_est": pl.Int64, "recipe_tokens_est": pl.Int64})
+
+    # -------------------------------------------------------------- per-run cap
+
+    def _admitted(self, con, client: LlmClient) -> set[int]:
+        """Users of this run_date that may be sent to the LLM under llm_max_users (built once per run_date).
+
+        Users whose every request is cached cost nothing and are always admitted. Of the others, at
+        most llm_max_users: users never ranked by the LLM first, then those with the most candidates
+        that were not among their candidates when the LLM last ranked them (sql/llm/plan_changes.sql).
+        """
+        s = self.settings
+        params = {"run_date": s.run_date, "max_users": s.llm_max_users, "model": s.llm_model,
+                  "prompt_version": s.llm_prompt_version}
+        with _plan_lock:
+            rows = db.run(con, "llm/plan_get", params)
+            if rows:
+                return {uid for uid, admitted in rows if admitted}
+            changes = db.frame(con, "llm/plan_changes", {"run_date": s.run_date})
+            all_candidates = db.frame(con, "rank/batch_candidates",
+                                      {"run_date": s.run_date, "user_ids": changes["user_id"].to_list()})
+            keys = {c.user_id: [client.key(m, schema, t) for _, m, schema, t in self._requests(c)]
+                    for c in self._contexts(con, all_candidates)}
+            answered = client.cache.has([key for user_keys in keys.values() for key in user_keys])
+            plan = changes.with_columns(
+                cached=pl.col("user_id").replace_strict(
+                    {uid: all(key in answered for key in user_keys) for uid, user_keys in keys.items()},
+                    default=False, return_dtype=pl.Boolean))
+            with db.transaction(con):
+                db.run(con, "llm/plan_delete", {"run_date": s.run_date})
+                con.register("new_llm_plan", plan.to_arrow())
+                db.run(con, "llm/plan_put", params)
+                con.unregister("new_llm_plan")
+            rows = db.run(con, "llm/plan_get", params)
+        admitted = {uid for uid, ok in rows if ok}
+        run_logger().info("llm cap: %d of %d users admitted (%d cached, at most %d uncached sent)", len(admitted),
+                          len(rows), int(plan["cached"].sum()), s.llm_max_users)
+        return admitted
+
     # -------------------------------------------------------------- one user
 
-    def _rank_user_safely(self, client: LlmClient, k: int, user_id: int, frame: pl.DataFrame, history: dict | None) -> UserResult:
+    def _rank_user_safely(self, client: LlmClient, k: int, user_id: int, frame: pl.DataFrame, history: dict | None,
+                          admitted: set[int] | None = None) -> UserResult:
         """Never raises: whatever goes wrong, the user gets the ALS order and the reason."""
         stats, attempts = UserStats(), []
         try:
             context = self._context(user_id, frame, history)
+            if admitted is not None and user_id not in admitted:
+                keys = [client.key(m, schema, t) for _, m, schema, t in self._requests(context)]
+                if len(client.cache.has(keys)) < len(keys):
+                    return self._fallback(frame, k, CAP_REACHED, stats, attempts)
             return self._rank_user(client, k, context, frame, stats, attempts)
         except LlmCallFailed as failure:
             attempts.extend(failure.attempts)
@@ -259,7 +333,7 @@ class LlmRanker:
 
     def recipe_tokens(self, context: UserContext) -> int:
         """chars/4 of the original recipe: up to 300 history titles, candidates in 3 calls of 10."""
-        system = fill(self.prompt["system"], max_chars=self.settings.llm_explanation_chars,
+        system = fill(load_prompt(RECIPE_PROMPT)["system"], max_chars=self.settings.llm_explanation_chars,
                       max_evidence=self.settings.evidence_items)
         history = "\n".join(context.recipe_titles[:RECIPE_HISTORY])
         titles = [c["title"] for c in context.candidates[: RECIPE_CALLS * RECIPE_PER_CALL]]
@@ -271,15 +345,11 @@ class LlmRanker:
 
     def _rank_user(self, client: LlmClient, k: int, context: UserContext, frame: pl.DataFrame,
                    stats: UserStats, attempts: list[Attempt]) -> UserResult:
-        s = self.settings
         stats.recipe_tokens_est = self.recipe_tokens(context)
         position: dict[int, float] = {}
         picks: dict[int, tuple[bool, str | None, list[int]]] = {}
-        for chunk in self._chunks(context):
-            messages = self._messages(context, chunk)
+        for chunk, messages, schema, max_tokens in self._requests(context):
             stats.prompt_tokens_est += sum(estimate_tokens(m["content"]) for m in messages)
-            schema = ranking_schema(len(chunk), s.llm_explanation_chars, s.evidence_items)
-            max_tokens = 64 + -(-len(chunk) * (s.llm_explanation_chars + 60 + 8 * s.evidence_items) // 4)
             answer = client.complete(messages, schema, max_tokens)
             attempts.extend(answer.attempts)
             try:

@@ -90,7 +90,7 @@ class Settings(BaseSettings):
     llm_shared_limit: Literal["auto", "prefect", "local"] = Field(
         "auto", description="Requests/min limit: a Prefect global rate limit shared by all workers (auto: when PREFECT_API_URL is set) or in-process."
     )
-    llm_limit_name: str = Field("recs-llm-rpm", description="Name of the Prefect global rate limit (created if missing).")
+    llm_limit_name: str = Field("recs-llm-rpm", description="Name of the Prefect global rate limit (created if missing, kept at llm_rpm).")
 
     @property
     def db_path(self) -> Path:

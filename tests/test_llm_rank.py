@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 import shutil
+import statistics
 import time
+from datetime import timedelta
 
 import duckdb
 import polars as pl
@@ -28,9 +30,9 @@ from llm_server import (
 from tasks import db
 from tasks.candidates import candidates as candidates_task
 from tasks.ingest import ingest
-from tasks.llm_client import reset_shared_state
-from tasks.llm_rank import LlmRanker, fence
-from tasks.rank import RANKED_COLUMNS, AlsRanker
+from tasks.llm_client import limit_mode, reset_shared_state
+from tasks.llm_rank import CAP_REACHED, LlmRanker, fence
+from tasks.rank import RANKED_COLUMNS, AlsRanker, rank_users
 from tasks.settings import Settings
 from tasks.train import train
 
@@ -68,7 +70,7 @@ def fresh_limits():
 def llm_settings(home, server: OpenAICompatibleServer, **overrides) -> Settings:
     values = dict(
         home=home, run_date=RUN_DATE, ranker="llm", k=K, llm_timeout=2.0, llm_backoff_seconds=0.02,
-        llm_deadline_seconds=5.0, llm_concurrency=4, llm_rpm=10_000, **SIZES,
+        llm_deadline_seconds=5.0, llm_concurrency=4, llm_rpm=10_000, llm_shared_limit="local", **SIZES,
     )
     values.update(overrides)
     return Settings(RECS_LLM_BASE_URL=server.base_url, RECS_LLM_API_KEY=KEY, **values)
@@ -250,21 +252,129 @@ def test_api_key_never_reaches_logs_duckdb_or_rows(home, caplog):
         assert KEY.encode() not in path.read_bytes()
 
 
-@pytest.mark.usefixtures("prefect_server")
-def test_nightly_flow_with_the_llm_ranker(tmp_path, monkeypatch):
-    from flows.nightly import nightly
-    from flows.parameters import RunParameters
-    from tasks.publish import partition_dir
+def test_prompt_costs_at_most_a_third_of_the_original_recipe_on_the_default_dataset(tmp_path):
+    settings = Settings(home=tmp_path, run_date=RUN_DATE, ranker="llm")  # the generated default: 1,000 users
+    assert settings.gen_users == 1_000
+    ingest.fn(settings)
+    candidates_task.fn(settings, train.fn(settings).serving_version)
+    with db.connect(settings.db_path) as con:
+        ids = db.frame(con, "rank/user_batches", {"run_date": RUN_DATE, "batch_size": 100_000})["users"][0].to_list()
+        sizes = LlmRanker(settings).prompt_sizes(con, db.frame(con, "rank/batch_candidates", {"run_date": RUN_DATE, "user_ids": ids}))
+    assert sizes.height == 1_000
+    ratios = (sizes["prompt_tokens_est"] / sizes["recipe_tokens_est"]).to_list()
+    assert statistics.median(ratios) <= 1 / 3
+    assert sizes["prompt_tokens_est"].median() <= sizes["recipe_tokens_est"].median() / 3
+
+
+def _replace_candidates(con, run_date, user_id: int, n: int) -> None:
+    """Swap the user's n lowest-ranked candidates of run_date for catalogue items they did not have."""
+    rows = con.execute("SELECT * FROM candidates WHERE run_date = ? AND user_id = ? ORDER BY als_rank DESC LIMIT ?",
+                       [run_date, user_id, n]).fetchall()
+    fresh = [r[0] for r in con.execute(
+        "SELECT item_id FROM catalog WHERE item_id NOT IN (SELECT item_id FROM candidates WHERE user_id = ?) "
+        "ORDER BY item_id LIMIT ?", [user_id, n]).fetchall()]
+    for row, item in zip(rows, fresh):
+        con.execute("DELETE FROM candidates WHERE run_date = ? AND user_id = ? AND item_id = ?", [run_date, user_id, row[2]])
+        con.execute("INSERT INTO candidates VALUES (?, ?, ?, ?, ?, ?, ?, ?)", [run_date, user_id, item, *row[3:]])
+
+
+def test_per_run_cap_sends_new_and_most_changed_users_first(home):
+    night2 = RUN_DATE + timedelta(days=1)
+    with OpenAICompatibleServer() as server:
+        first = llm_settings(home, server)
+        with db.connect(first.db_path) as con:
+            users = db.frame(con, "rank/user_batches", {"run_date": RUN_DATE, "batch_size": 1000})["users"][0].to_list()
+            night1 = rank_users(con, first, LlmRanker(first), users)
+        assert (night1["ranker"] == "llm").all() and server.count() == len(users)
+
+        # night 2: same candidates, except: `new` (never LLM-ranked) and `many`/`few` with 3/1 new candidates
+        new, many, few = users[7], users[12], users[3]
+        with db.connect(first.db_path) as con:
+            con.execute("INSERT INTO candidates SELECT ?::DATE, * EXCLUDE (run_date) FROM candidates WHERE run_date = ?",
+                        [night2, RUN_DATE])
+            con.execute("DELETE FROM ranked WHERE run_date = ? AND user_id = ?", [RUN_DATE, new])
+            for user, n in ((new, 1), (many, 3), (few, 1)):
+                _replace_candidates(con, night2, user, n)
+        second = llm_settings(home, server, run_date=night2, llm_max_users=2)
+        before = server.count()
+        with db.connect(second.db_path) as con:
+            ranked = rank_users(con, second, LlmRanker(second), users)
+            plan = con.execute("SELECT user_id, cached, new_candidates, priority, admitted FROM llm_plan "
+                               "WHERE run_date = ? AND NOT cached ORDER BY priority", [night2]).fetchall()
+        sent = {r.body["messages"][-1]["content"] for r in server.chat_requests()[before:]}
+        assert server.count() - before == 2, "only the cap's two uncached users cost anything"
+        assert len(sent) == 2
+        assert plan == [(new, False, 30, 1, True), (many, False, 3, 2, True), (few, False, 1, 3, False)]
+
+        per_user = dict(ranked.group_by("user_id").agg(pl.col("ranker").first()).iter_rows())
+        assert per_user.pop(few) == "als_fallback"
+        assert set(per_user.values()) == {"llm"}, "cached users and the admitted ones keep the LLM order"
+        capped = ranked.filter(pl.col("user_id") == few)
+        assert capped.height == K and (capped["fallback_reason"] == CAP_REACHED).all()
+        with db.connect(second.db_path) as con:
+            all_candidates = db.frame(con, "rank/batch_candidates", {"run_date": night2, "user_ids": users})
+        candidates = all_candidates.filter(pl.col("user_id") == few)
+        assert capped["item_id"].to_list() == AlsRanker().rank(candidates, K)["item_id"].to_list()
+
+        again = LlmRanker(second).rank(all_candidates, K)  # a resumed/repeated night: same plan, nothing paid
+        assert server.count() - before == 2
+        assert again.sort("user_id", "rank")["ranker"].equals(ranked.sort("user_id", "rank")["ranker"])
+    with db.connect(second.db_path) as con:
+        summary = db.frame(con, "llm/summary", {"run_date": night2}).row(0, named=True)
+    assert summary["fallbacks"] == 1 and summary["users"] == len(users) and summary["calls"] == 2
+
+
+def test_limit_mode_follows_the_prefect_api_url(home):
+    from prefect.settings import PREFECT_API_URL, temporary_settings
 
     with OpenAICompatibleServer() as server:
+        with temporary_settings(updates={PREFECT_API_URL: "http://127.0.0.1:9/api"}):
+            assert limit_mode(llm_settings(home, server, llm_shared_limit="auto")) == "prefect"
+            assert limit_mode(llm_settings(home, server, llm_shared_limit="local")) == "local"
+        with temporary_settings(restore_defaults={PREFECT_API_URL}):
+            assert limit_mode(llm_settings(home, server, llm_shared_limit="auto")) == "local"
+
+
+def test_run_parameters_carry_the_llm_options():
+    from flows.parameters import RunParameters
+
+    settings = RunParameters(llm_model="m", llm_rpm=7, llm_tpm=900, llm_concurrency=2, llm_max_users=5).settings()
+    assert (settings.llm_model, settings.llm_rpm, settings.llm_tpm, settings.llm_concurrency, settings.llm_max_users) == (
+        "m", 7, 900, 2, 5)
+    assert RunParameters().settings().llm_max_users is None
+
+
+@pytest.mark.usefixtures("prefect_server")
+def test_recs_run_with_llm_flags_shares_a_prefect_rate_limit(tmp_path, monkeypatch):
+    """`recs run --ranker llm --llm-*` under a real (temporary) Prefect server: the flags reach the
+    ranker, requests go through the global rate limit `recs-llm-rpm`, the cap keeps the rest on ALS."""
+    from prefect.client.orchestration import get_client
+    from typer.testing import CliRunner
+
+    from flows.cli import app
+    from tasks.publish import partition_dir
+
+    rpm, window = 20, 1.0
+    with OpenAICompatibleServer(rpm_limit=rpm, window_seconds=window) as server:
         monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
         monkeypatch.setenv("OPENAI_API_KEY", KEY)
         for name, value in {"RECS_GEN_USERS": 60, "RECS_GEN_ITEMS": 150, "RECS_GEN_RATINGS": 3000,
-                            "RECS_LLM_RPM": 10_000, "RECS_LLM_CONCURRENCY": 4}.items():
+                            "RECS_LLM_RATE_WINDOW_SECONDS": window}.items():
             monkeypatch.setenv(name, str(value))
-        summary = nightly(RunParameters(home=tmp_path, run_date=RUN_DATE, ranker="llm"))
-        calls = server.count()
+        result = CliRunner().invoke(app, [
+            "run", "--home", str(tmp_path), "--run-date", str(RUN_DATE), "--ranker", "llm", "--llm-model", "flag-model",
+            "--llm-rpm", str(rpm), "--llm-tpm", "1000000", "--llm-concurrency", "3", "--llm-max-users", "45"])
+        assert result.exit_code == 0, result.output
+        requests = server.chat_requests()
+        assert len(requests) == 45 and {r.body["model"] for r in requests} == {"flag-model"}
+        assert server.count(status=429) == 0 and server.max_requests_in_window(window) <= rpm
+    with get_client(sync_client=True) as client:
+        limit = client.read_global_concurrency_limit_by_name("recs-llm-rpm")
+    assert limit.limit == 1 and limit.slot_decay_per_second == pytest.approx((rpm - 1) / window)
     recs = pl.read_parquet(partition_dir(tmp_path / "recommendations", RUN_DATE) / "data.parquet")
-    assert summary["ranked"].get("llm") == recs.height > 0
-    assert (recs["ranker"] == "llm").all() and recs["user_id"].n_unique() == summary["users"] == calls
-    assert (recs["prompt_version"] == "rank_v1").all()
+    rankers = dict(recs.group_by("ranker").agg(pl.col("user_id").n_unique()).iter_rows())
+    assert rankers == {"llm": 45, "als_fallback": 15}
+    assert (recs["prompt_version"] == "rank_v2").all()
+    with duckdb.connect(str(tmp_path / "recs.duckdb"), read_only=True) as con:
+        reasons = con.sql("SELECT DISTINCT fallback_reason FROM ranked WHERE ranker = 'als_fallback'").fetchall()
+    assert reasons == [(CAP_REACHED,)]

@@ -36,7 +36,7 @@ genre_counts AS (
     GROUP BY ALL
 ),
 profiles AS (
-    SELECT user_id, list(genre ORDER BY n DESC, genre)[1:5] AS top_genres
+    SELECT user_id, list(genre ORDER BY n DESC, genre)[1:3] AS top_genres
     FROM genre_counts
     GROUP BY user_id
 )
