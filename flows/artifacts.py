@@ -29,7 +29,7 @@ def _counts(counts: dict[str, int]) -> str:
 
 
 def publish_run_artifacts(settings: Settings, summary: dict[str, Any]) -> None:
-    """Run summary, model metrics (new model vs popularity) and a sample of explained recommendations."""
+    """Run summary, model metrics, a sample of explained recommendations and, for the llm ranker, its accounting."""
     key = f"recs-{settings.run_date.isoformat()}"
     stages = pl.DataFrame({"stage": list(summary["seconds"]), "seconds": list(summary["seconds"].values())})
     create_markdown_artifact(
@@ -47,7 +47,14 @@ def publish_run_artifacts(settings: Settings, summary: dict[str, Any]) -> None:
     with db.connect(settings.db_path) as con:
         metrics = db.frame(con, "report/model_metrics", {"model_version": summary["trained_version"]})
         sample = db.frame(con, "report/sample", {"run_date": settings.run_date, "users": SAMPLE_USERS, "k": settings.k})
+        llm_accounting = db.frame(con, "llm/summary", {"run_date": settings.run_date}).cast(pl.String)
     create_markdown_artifact(
         key=f"{key}-model", description="Holdout metrics: new model vs the one serving before it vs popularity", markdown=markdown_table(metrics)
     )
     create_table_artifact(key=f"{key}-sample", description="Sample of explained recommendations", table=sample.to_dicts())
+    if settings.ranker == "llm":
+        create_markdown_artifact(
+            key=f"{key}-llm",
+            description="LLM accounting: calls, cache hits, tokens, retries, 429s, fallbacks, latency",
+            markdown=markdown_table(llm_accounting.unpivot(variable_name="measure", value_name="value")),
+        )
