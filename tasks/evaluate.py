@@ -7,6 +7,11 @@ Precision / Recall / DCG / NDCG / MAP at 5, 10, 15, 20 over all test users. With
 the metrics are averaged over a seeded random sample of test users instead (the original used 20),
 with a percentile-bootstrap 95 % confidence interval, to show how noisy such a sample is.
 
+`split="ua"` / `"ub"` uses MovieLens 100k's own fixed splits instead of the random one (the
+`ua.base`/`ua.test` files of the full archive: 10 ratings per user in the test part): ALS and
+popularity learn from the likes in `.base`, relevance is the likes in `.test`, and only pairs
+rated in `.base` are filtered (the test part is unknown at recommendation time).
+
 Rows (column `method`):
 - `popularity`: the most liked training items the user has not seen;
 - `als (original 50f)`: 50 factors, regularization 0.01, 15 iterations, alpha 1;
@@ -35,17 +40,19 @@ from threadpoolctl import threadpool_limits
 
 from tasks.candidates import NO_EVIDENCE, _long_frame, als_candidates
 from tasks.db import connect
+from tasks.errors import InputError
 from tasks.ingest import detect_source, ingest_source, resolve_source
 from tasks.metrics import CUTOFFS, hit_matrix, ranking_metrics
 from tasks.rank import AlsRanker
 from tasks.settings import Settings
-from tasks.train import Interactions, fit_als, load_interactions, popular_topk
+from tasks.train import Interactions, fit_als, load_interactions, popular_topk, to_matrices
 
 ORIGINAL_ALS = {"als_factors": 50, "als_regularization": 0.01, "als_iterations": 15, "als_alpha": 1.0}
 METRICS = ("precision", "recall", "dcg", "ndcg", "map")
 METHODS = ("popularity", "als (original 50f)", "als (defaults)", "als + als ranker", "llm", "llm hybrid")
 LLM_METHODS = ("llm", "llm hybrid")
 N_CANDIDATES = 30
+SPLITS = ("random", "ua", "ub")
 BOOTSTRAP = 2000
 
 
@@ -81,6 +88,44 @@ def split_holdout(likes: sp.csr_matrix, seen: sp.csr_matrix, test_fraction: floa
     seen = (seen - (test > 0).astype(np.float32)).tocsr()
     seen.eliminate_zeros()
     return Holdout(train, test, seen, np.flatnonzero(np.diff(test.indptr) > 0))
+
+
+def fixed_split_dir(data: Path | None, split: str) -> Path:
+    """The directory holding `<split>.base` and `<split>.test`, or an InputError saying what is missing."""
+    if split not in SPLITS[1:]:
+        raise InputError(f"unknown split {split!r}: expected one of {', '.join(SPLITS)}")
+    if data is None:
+        raise InputError(f"--split {split} needs --data pointing at a MovieLens 100k directory (the built-in dataset has no fixed splits)")
+    directory = data if data.is_dir() else data.parent
+    missing = [name for name in (f"{split}.base", f"{split}.test") if not (directory / name).exists()]
+    if missing:
+        raise InputError(
+            f"--split {split} needs {split}.base and {split}.test in {directory}, missing: {', '.join(missing)}; "
+            f"they ship with the full ml-100k archive (or run its mku.sh); use --split random on this copy"
+        )
+    return directory
+
+
+def read_ml100k_ratings(path: Path) -> pl.DataFrame:
+    """A u.data-format file (user, item, rating, timestamp, tab-separated) as a frame."""
+    return pl.read_csv(
+        path, separator="\t", has_header=False, new_columns=["user_id", "item_id", "rating", "timestamp"],
+        schema_overrides={"user_id": pl.Int64, "item_id": pl.Int64, "rating": pl.Float64, "timestamp": pl.Int64},
+    )  # fmt: skip
+
+
+def fixed_holdout(data: Path | None, split: str, settings: Settings) -> Holdout:
+    """MovieLens' `<split>.base` / `<split>.test` as a holdout: train on the base likes, test on the test likes."""
+    directory = fixed_split_dir(data, split)
+    base, test = (read_ml100k_ratings(directory / f"{split}.{part}") for part in ("base", "test"))
+    overlap = base.join(test, on=["user_id", "item_id"], how="semi").height
+    if overlap:
+        raise InputError(f"{split}.base and {split}.test share {overlap} (user, item) pairs: not a split")
+    both = pl.concat([base, test])
+    user_ids, item_ids = np.unique(both["user_id"].to_numpy()), np.unique(both["item_id"].to_numpy())
+    train = to_matrices(base, user_ids, item_ids, settings.like_threshold, 1.0)
+    held_out = to_matrices(test, user_ids, item_ids, settings.like_threshold, 1.0).likes
+    return Holdout(train.likes, held_out, train.seen, np.flatnonzero(np.diff(held_out.indptr) > 0))
 
 
 def als_settings(settings: Settings, **params) -> Settings:
@@ -171,16 +216,21 @@ def evaluate_dataset(
     seed: int = 42,
     n_boot: int = BOOTSTRAP,
     interactions: Interactions | None = None,
+    split: str = "random",
 ) -> pl.DataFrame:
     """Long frame method, metric, k, value, status (+ ci_low, ci_high with `sample_users`).
 
     `seed` seeds the holdout split (the original: 42), the user sample and the bootstrap.
     Pass `interactions` to skip ingestion (already loaded with `load_dataset`).
+    `split`: "random" (the original protocol) or a MovieLens fixed split, "ua" / "ub" (`fixed_holdout`).
     """
-    data_ = interactions if interactions is not None else load_dataset(data, settings)
-    holdout = split_holdout(data_.likes, data_.seen, settings.test_fraction, seed)
+    if split == "random":
+        data_ = interactions if interactions is not None else load_dataset(data, settings)
+        holdout = split_holdout(data_.likes, data_.seen, settings.test_fraction, seed)
+    else:
+        holdout = fixed_holdout(data, split, settings)
     if len(holdout.users) == 0:
-        raise ValueError(f"too few likes ({data_.likes.nnz}) to hold any out for evaluation")
+        raise InputError(f"too few likes ({holdout.train.nnz + holdout.test.nnz}) to hold any out for evaluation")
     rng = np.random.default_rng(seed)
     rows = resamples = None
     if sample_users is not None:
@@ -273,13 +323,15 @@ def write_plot(metrics: pl.DataFrame, path: Path, title: str = "") -> None:
     plt.close(fig)
 
 
-def protocol(data: Path | None, settings: Settings, sample_users: int | None, seed: int) -> dict:
+def protocol(data: Path | None, settings: Settings, sample_users: int | None, seed: int, split: str = "random") -> dict:
+    fixed = split != "random"
     return {
         "data": str(data) if data is not None else "built-in generated dataset",
         "like": f"rating > {settings.like_threshold}",
-        "split": f"implicit train_test_split of likes, test fraction {settings.test_fraction}, seed {seed}",
+        "split": f"MovieLens {split}.base / {split}.test (likes of the test part)" if fixed
+        else f"implicit train_test_split of likes, test fraction {settings.test_fraction}, seed {seed}",
         "candidates": N_CANDIDATES,
-        "seen_filter": "every item rated outside the test part",
+        "seen_filter": f"every item rated in {split}.base" if fixed else "every item rated outside the test part",
         "original_als": ORIGINAL_ALS,
         "default_als": {k: getattr(settings, k) for k in ORIGINAL_ALS},
         "users": f"sample of {sample_users} test users, bootstrap 95% CI" if sample_users else "all test users",
@@ -293,19 +345,29 @@ def eval_command(
     plot: Annotated[Optional[Path], typer.Option(help="Write a PNG: each metric against K per method.")] = None,
     sample_users: Annotated[Optional[int], typer.Option(help="Average over a random sample of test users (original: 20) with a bootstrap 95% CI.")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the split, the user sample and the bootstrap.")] = 42,
+    split: Annotated[str, typer.Option(help="random (the original 90/10 protocol) | ua | ub (MovieLens 100k fixed splits).")] = "random",
 ) -> None:
     """Evaluate popularity, ALS (original and default settings) and the rankers on a holdout of likes."""
     import os
 
     from rich.console import Console
 
+    from tasks.errors import RecsError
+
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     settings = Settings(data=data, catalog=catalog)
-    metrics = evaluate_dataset(data, settings, sample_users=sample_users, seed=seed)
+    try:
+        if split not in SPLITS:
+            raise InputError(f"unknown split {split!r}: expected one of {', '.join(SPLITS)}")
+        metrics = evaluate_dataset(data, settings, sample_users=sample_users, seed=seed, split=split)
+    except RecsError as error:
+        Console(stderr=True, soft_wrap=True).print(f"[red]error:[/] {error}")
+        raise typer.Exit(2) from None
     users = metrics["users"][0]
-    title = f"{data or 'built-in dataset'}: {'sample of ' if sample_users else ''}{users} test users"
+    split_name = "" if split == "random" else f" ({split} split)"
+    title = f"{data or 'built-in dataset'}{split_name}: {'sample of ' if sample_users else ''}{users} test users"
     Console().print(render_table(metrics, title))
     if json_file is not None:
-        write_json(metrics, json_file, protocol(data, settings, sample_users, seed))
+        write_json(metrics, json_file, protocol(data, settings, sample_users, seed, split))
     if plot is not None:
         write_plot(metrics, plot, title)

@@ -11,11 +11,14 @@ import pytest
 
 from tasks.evaluate import (
     LLM_METHODS,
+    SPLITS,
     METHODS,
     METRICS,
     evaluate_dataset,
+    fixed_holdout,
     load_dataset,
     per_user_metrics,
+    read_ml100k_ratings,
     render_table,
     write_json,
     write_plot,
@@ -119,3 +122,106 @@ def test_eval_command_writes_files(tmp_path: Path, monkeypatch):
     assert "popularity" in result.output
     rows = json.loads((tmp_path / "m.json").read_text())["rows"]  # the built-in dataset, no MovieLens needed
     assert all(r["value"] >= 0 for r in rows if r["method"] == "als (defaults)")
+
+
+# ---------------------------------------------------------------- MovieLens fixed splits (ua / ub)
+
+
+def allbut(directory: Path, name: str, start: int, stop: int) -> None:
+    """ml-100k's mku.sh / allbut.pl: the start..stop-th ratings of each user (file order) go to `<name>.test`.
+
+    Written under tmp_path next to symlinks of u.data, u.item and u.genre: the dataset is never copied."""
+    ratings = read_ml100k_ratings(directory / "u.data").with_columns(n=pl.int_range(1, pl.len() + 1).over("user_id"))
+    in_test = pl.col("n").is_between(start, stop)
+    for part, rows in (("test", ratings.filter(in_test)), ("base", ratings.filter(~in_test))):
+        rows.drop("n").sort("user_id", "item_id").write_csv(directory / f"{name}.{part}", separator="\t", include_header=False)
+
+
+@pytest.fixture(scope="module")
+def split_dir(ml100k_data, tmp_path_factory) -> Path:
+    directory = tmp_path_factory.mktemp("ml-100k-splits")
+    for name in ("u.data", "u.item", "u.genre"):
+        (directory / name).symlink_to(ML100K / name)
+    allbut(directory, "ua", 1, 10)
+    allbut(directory, "ub", 11, 20)
+    return directory
+
+
+def test_fixed_splits_train_on_base_and_test_on_test(split_dir):
+    settings = Settings()
+    ua, ub = fixed_holdout(split_dir, "ua", settings), fixed_holdout(split_dir, "ub", settings)
+    assert ua.test.nnz == (read_ml100k_ratings(split_dir / "ua.test")["rating"] > 3).sum()
+    assert (ua.n_relevant <= 10).all() and len(ua.users) > 900
+    assert ua.test.multiply(ua.train).nnz == 0 and ua.test.multiply(ub.test).nnz == 0, "disjoint, as the README says"
+    assert ua.seen.multiply(ua.test).nnz == 0, "the test part is not filtered: it is unknown when recommending"
+    metrics = evaluate_dataset(split_dir, settings, split="ua")
+    assert value(metrics, "als (defaults)", "ndcg", 10) > value(metrics, "popularity", "ndcg", 10) + 0.05
+    assert metrics["users"][0] == len(ua.users)
+    assert metrics.filter(pl.col("method").is_in(LLM_METHODS))["status"].str.starts_with("not run").all()
+
+
+def test_dataset_s_own_split_files_when_present(ml100k_data):
+    if not (ML100K / "ub.base").exists():
+        pytest.skip(f"{ML100K} has no ub.base/ub.test (only u.data): the split files are tested on a generated copy above")
+    metrics = evaluate_dataset(ML100K, Settings(), split="ub")
+    assert value(metrics, "als (defaults)", "ndcg", 10) > value(metrics, "popularity", "ndcg", 10)
+
+
+def test_split_option_fails_clearly_without_split_files(ml100k_data, tmp_path: Path):
+    import typer
+    from typer.testing import CliRunner
+
+    from tasks.evaluate import eval_command
+
+    (tmp_path / "u.data").symlink_to(ML100K / "u.data")
+    app = typer.Typer()
+    app.command("eval")(eval_command)
+    app.command("other")(lambda: None)
+    runner = CliRunner()
+    result = runner.invoke(app, ["eval", "--data", str(tmp_path), "--split", "ub"])
+    assert result.exit_code == 2, result.output
+    output = " ".join(result.output.split())
+    assert "ub.base and ub.test" in output and str(tmp_path) in output and "--split random" in output
+    assert "Traceback" not in output
+    bad = runner.invoke(app, ["eval", "--data", str(tmp_path), "--split", "uc"])
+    assert bad.exit_code == 2 and "expected one of random, ua, ub" in " ".join(bad.output.split())
+    assert SPLITS == ("random", "ua", "ub")
+
+
+def test_eval_command_on_a_fixed_split(split_dir, tmp_path: Path):
+    import typer
+    from typer.testing import CliRunner
+
+    from tasks.evaluate import eval_command
+
+    app = typer.Typer()
+    app.command("eval")(eval_command)
+    app.command("other")(lambda: None)
+    result = CliRunner().invoke(app, ["eval", "--data", str(split_dir), "--split", "ua", "--json", str(tmp_path / "ua.json")])
+    assert result.exit_code == 0, result.output
+    assert "(ua split)" in result.output
+    protocol = json.loads((tmp_path / "ua.json").read_text())["protocol"]
+    assert protocol["split"].startswith("MovieLens ua.base / ua.test") and "ua.base" in protocol["seen_filter"]
+
+
+# ---------------------------------------------------------------- the Prefect flow
+
+
+@pytest.mark.usefixtures("prefect_server")
+def test_evaluate_flow_creates_a_markdown_artifact(tmp_path: Path, monkeypatch):
+    from prefect.client.orchestration import get_client
+
+    from flows.evaluate import evaluate_flow
+
+    for name, size in {"RECS_GEN_USERS": 120, "RECS_GEN_ITEMS": 200, "RECS_GEN_RATINGS": 6000}.items():
+        monkeypatch.setenv(name, str(size))
+    rows = evaluate_flow(json_file=tmp_path / "m.json", plot=tmp_path / "m.png")
+    assert {r["method"] for r in rows} == set(METHODS)
+    assert (tmp_path / "m.json").stat().st_size > 0 and (tmp_path / "m.png").read_bytes().startswith(b"\x89PNG")
+    with get_client(sync_client=True) as client:
+        artifacts = [a for a in client.read_artifacts() if a.key == "recs-evaluation"]
+    assert artifacts and artifacts[-1].type == "markdown"
+    markdown = max(artifacts, key=lambda a: a.created).data
+    assert "# Evaluation: built-in dataset (random split" in markdown
+    assert "| popularity |" in markdown and "ndcg@10" in markdown
+    assert "- llm: not run: no LLM endpoint configured" in markdown
