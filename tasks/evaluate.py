@@ -42,7 +42,7 @@ from tasks.candidates import NO_EVIDENCE, _long_frame, als_candidates
 from tasks.db import connect
 from tasks.errors import InputError
 from tasks.ingest import detect_source, ingest_source, resolve_source
-from tasks.metrics import CUTOFFS, hit_matrix, ranking_metrics
+from tasks.metrics import CUTOFFS, hit_matrix, per_user_metrics, ranking_metrics
 from tasks.rank import AlsRanker
 from tasks.settings import Settings
 from tasks.train import Interactions, fit_als, load_interactions, popular_topk, to_matrices
@@ -160,22 +160,6 @@ def ranker_topn(model, holdout: Holdout, settings: Settings, depth: int) -> np.n
     out = np.full((len(holdout.users), depth), NO_EVIDENCE, dtype=np.int64)
     position = np.searchsorted(holdout.users, ranked["user_id"].to_numpy())
     out[position, ranked["rank"].to_numpy() - 1] = ranked["item_id"].to_numpy()
-    return out
-
-
-def per_user_metrics(hits: np.ndarray, n_relevant: np.ndarray, cutoffs=CUTOFFS) -> dict[tuple[str, int], np.ndarray]:
-    """The per-user values whose means tasks/metrics.py `ranking_metrics` reports (same formulas)."""
-    discounts = 1.0 / np.log2(np.arange(2, hits.shape[1] + 2))
-    out = {}
-    for k in cutoffs:
-        top = hits[:, :k]
-        n_hits = top.sum(axis=1)
-        dcg = (top * discounts[:k]).sum(axis=1)
-        ideal = np.minimum(n_relevant, k)
-        idcg = np.cumsum(discounts[:k])[ideal - 1]
-        ap = ((np.cumsum(top, axis=1) / np.arange(1, k + 1)) * top).sum(axis=1) / ideal
-        values = {"precision": n_hits / k, "recall": n_hits / n_relevant, "dcg": dcg, "ndcg": dcg / idcg, "map": ap}
-        out |= {(name, k): v for name, v in values.items()}
     return out
 
 

@@ -24,7 +24,6 @@ import json
 import random
 import threading
 import time
-from collections import deque
 from dataclasses import asdict, dataclass, field
 from typing import Any
 

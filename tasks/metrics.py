@@ -17,13 +17,15 @@ def hit_matrix(recommended: np.ndarray, relevant: sp.csr_matrix) -> np.ndarray:
     return np.isin(recommended_keys, relevant_keys) & (recommended >= 0)
 
 
-def ranking_metrics(hits: np.ndarray, n_relevant: np.ndarray, cutoffs: tuple[int, ...] = CUTOFFS) -> pl.DataFrame:
-    """Mean precision, recall, DCG, NDCG and MAP at each cutoff (columns metric, k, value).
+def per_user_metrics(
+    hits: np.ndarray, n_relevant: np.ndarray, cutoffs: tuple[int, ...] = CUTOFFS
+) -> dict[tuple[str, int], np.ndarray]:
+    """Precision, recall, DCG, NDCG and MAP of each user at each cutoff, keyed (metric, k).
 
     `hits` is users x ranks; `n_relevant` the held-out relevant count of each user (> 0).
     """
     discounts = 1.0 / np.log2(np.arange(2, hits.shape[1] + 2))
-    rows = []
+    values: dict[tuple[str, int], np.ndarray] = {}
     for k in cutoffs:
         top = hits[:, :k]
         n_hits = top.sum(axis=1)
@@ -31,13 +33,19 @@ def ranking_metrics(hits: np.ndarray, n_relevant: np.ndarray, cutoffs: tuple[int
         ideal_counts = np.minimum(n_relevant, k)
         idcg = np.cumsum(discounts[:k])[ideal_counts - 1]
         precision_at_i = np.cumsum(top, axis=1) / np.arange(1, k + 1)
-        average_precision = (precision_at_i * top).sum(axis=1) / ideal_counts
-        values = {
-            "precision": n_hits / k,
-            "recall": n_hits / n_relevant,
-            "dcg": dcg,
-            "ndcg": dcg / idcg,
-            "map": average_precision,
-        }
-        rows += [{"metric": name, "k": k, "value": float(v.mean())} for name, v in values.items()]
-    return pl.DataFrame(rows)
+        values[("precision", k)] = n_hits / k
+        values[("recall", k)] = n_hits / n_relevant
+        values[("dcg", k)] = dcg
+        values[("ndcg", k)] = dcg / idcg
+        values[("map", k)] = (precision_at_i * top).sum(axis=1) / ideal_counts
+    return values
+
+
+def ranking_metrics(hits: np.ndarray, n_relevant: np.ndarray, cutoffs: tuple[int, ...] = CUTOFFS) -> pl.DataFrame:
+    """Mean of `per_user_metrics` over users (columns metric, k, value)."""
+    return pl.DataFrame(
+        [
+            {"metric": metric, "k": k, "value": float(v.mean())}
+            for (metric, k), v in per_user_metrics(hits, n_relevant, cutoffs).items()
+        ]
+    )

@@ -17,14 +17,13 @@ from tasks.evaluate import (
     evaluate_dataset,
     fixed_holdout,
     load_dataset,
-    per_user_metrics,
     read_ml100k_ratings,
     render_table,
     write_json,
     write_plot,
 )
 from conftest import ML100K
-from tasks.metrics import CUTOFFS, ranking_metrics
+from tasks.metrics import CUTOFFS
 from tasks.settings import Settings
 
 
@@ -92,15 +91,6 @@ def test_twenty_user_sample_has_a_ci_around_its_estimate(ml100k_data, tmp_path: 
     assert (ran.filter(metric="ndcg", k=10).select(pl.col("ci_high") - pl.col("ci_low"))["ci_high"] > 0.02).all()
     write_plot(sampled, tmp_path / "s.png")
     assert (tmp_path / "s.png").stat().st_size > 10_000
-
-
-def test_per_user_metrics_match_ranking_metrics():
-    rng = np.random.default_rng(0)
-    hits = rng.random((50, 20)) < 0.2
-    n_relevant = rng.integers(1, 30, size=50)
-    means = ranking_metrics(hits, n_relevant)
-    for (metric, k), values in per_user_metrics(hits, n_relevant).items():
-        assert values.mean() == pytest.approx(means.filter(metric=metric, k=k)["value"].item())
 
 
 def test_eval_command_writes_files(tmp_path: Path, monkeypatch):
