@@ -126,7 +126,8 @@ def _generic_csv(path: Path) -> InteractionsFile:
 
 
 def _parquet_rating_range(path: Path) -> tuple[float, float]:
-    names = set(duckdb.sql("SELECT name FROM parquet_schema($p)", params={"p": str(path)}).fetchnumpy()["name"])
+    with duckdb.connect() as con:
+        names = {name for (name,) in run(con, "ingest/parquet_columns", {"path": str(path)})}
     missing = {"user_id", "item_id", "timestamp"} - names
     if missing or not names & {"rating", "weight"}:
         raise InputError(f"{path}: columns {sorted(names)} lack user_id, item_id, rating|weight, timestamp")
