@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gc
 import logging
-import os
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Optional
@@ -12,16 +11,10 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 
+from tasks.evaluate import eval_command
+
 app = typer.Typer(help="explained-recs: nightly ALS + LLM recommendations with grounded explanations.", no_args_is_help=True)
 console = Console(stderr=True, soft_wrap=True)
-
-
-def _quiet_environment() -> None:
-    """Defaults for a local run: no telemetry, one BLAS thread (implicit parallelises itself)."""
-    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-    os.environ.setdefault("DO_NOT_TRACK", "1")
-    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")  # first start migrates its database
 
 
 class _NoTracebackForExpectedFailures(logging.Filter):
@@ -39,10 +32,6 @@ def _filter_prefect_handlers() -> None:
     loggers = [logging.getLogger(name) for name in list(logging.root.manager.loggerDict)] + [logging.root]
     for handler in {h for logger in loggers if isinstance(logger, logging.Logger) for h in logger.handlers}:
         handler.addFilter(_NoTracebackForExpectedFailures())
-
-
-_quiet_environment()  # before implicit/prefect are imported
-from tasks.evaluate import eval_command  # noqa: E402
 
 
 @app.callback()
