@@ -18,7 +18,7 @@ def evaluate_flow(
     data: Path | None = None, sample_users: int | None = None, seed: int = 42,
     json_file: Path | None = None, plot: Path | None = None, split: str = "random",
 ) -> list[dict]:
-    """Holdout evaluation of popularity, ALS (original / defaults) and the rankers; LLM rows shown as not run.
+    """Holdout evaluation of popularity, ALS (original / defaults) and the rankers; LLM rows only with an endpoint.
 
     `split`: random (the original 90/10 protocol) or ua / ub (MovieLens 100k's fixed splits)."""
     settings = Settings(data=data)

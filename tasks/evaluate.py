@@ -19,12 +19,22 @@ Rows (column `method`):
 - `als + als ranker`: the defaults model's candidates (tasks/candidates.py, with evidence) passed
   through the real `AlsRanker` (tasks/rank.py); it keeps ALS order, so it equals `als (defaults)`
   by construction; computing it through the production path checks exactly that;
-- `llm`, `llm hybrid`: status "not run" unless an endpoint is configured; even then they are not run
-  here yet (LLM evaluation is not implemented in this module), never faked.
+- `als + llm ranker`, `als + llm hybrid` (only with an LLM endpoint configured; otherwise status
+  "not run", values empty, never faked): the same candidates (30 per user from the defaults model,
+  seen items filtered, with evidence) stored in a throwaway DuckDB holding the catalogue and only
+  the interactions the model may know (every held-out pair removed, so the prompt's history never
+  shows the test set), then ranked by the real `LlmRanker` (tasks/llm_rank.py) exactly as in
+  production: `llm_blend_weight` 1.0 (pure LLM order, liked first) and the configured blend. LLM
+  calls cost money, so they run for a seeded sample of `llm_users` evaluated users (all when fewer),
+  next to `als (llm subset)`: the defaults model over the same users, for a fair side-by-side. The
+  hybrid prompts equal the ranker's, so it is answered from the LLM cache (no second set of calls).
+  Users the LLM could not rank keep ALS order (the ranker's fallback) and the status says how many
+  and why; when every user fell back, or the ranker failed, the values stay empty with the reason.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import tempfile
 from dataclasses import dataclass
@@ -38,19 +48,34 @@ import typer
 from implicit.evaluation import train_test_split
 from threadpoolctl import threadpool_limits
 
-from tasks.candidates import NO_EVIDENCE, _long_frame, als_candidates
+from tasks import db
+from tasks.candidates import (
+    NO_EVIDENCE,
+    _external,
+    _long_frame,
+    als_candidates,
+    store_candidates,
+)
 from tasks.db import connect
 from tasks.errors import InputError
 from tasks.ingest import detect_source, ingest_source, resolve_source
 from tasks.metrics import CUTOFFS, hit_matrix, per_user_metrics, ranking_metrics
 from tasks.rank import AlsRanker
 from tasks.settings import Settings
-from tasks.train import Interactions, fit_als, load_interactions, popular_topk, to_matrices
+from tasks.train import (
+    Interactions,
+    fit_als,
+    load_interactions,
+    popular_topk,
+    to_matrices,
+)
 
 ORIGINAL_ALS = {"als_factors": 50, "als_regularization": 0.01, "als_iterations": 15, "als_alpha": 1.0}
 METRICS = ("precision", "recall", "dcg", "ndcg", "map")
-METHODS = ("popularity", "als (original 50f)", "als (defaults)", "als + als ranker", "llm", "llm hybrid")
-LLM_METHODS = ("llm", "llm hybrid")
+LLM_METHODS = ("als + llm ranker", "als + llm hybrid")
+LLM_BASELINE = "als (llm subset)"
+METHODS = ("popularity", "als (original 50f)", "als (defaults)", "als + als ranker", LLM_BASELINE, *LLM_METHODS)
+LLM_USERS = 100
 N_CANDIDATES = 30
 SPLITS = ("random", "ua", "ub")
 BOOTSTRAP = 2000
@@ -64,6 +89,8 @@ class Holdout:
     test: sp.csr_matrix
     seen: sp.csr_matrix  # every rated pair except the held-out likes: filtered from recommendations
     users: np.ndarray  # user rows with at least one held-out like
+    user_ids: np.ndarray | None = None  # external id of each user row / item column (for the LLM rows' DuckDB)
+    item_ids: np.ndarray | None = None
 
     @property
     def n_relevant(self) -> np.ndarray:
@@ -72,13 +99,9 @@ class Holdout:
 
 def load_dataset(data: Path | None, settings: Settings) -> Interactions:
     """Ingest `data` (None: the built-in generated dataset) into a throwaway DuckDB; likes valued 1."""
-    with tempfile.TemporaryDirectory(prefix="recs-eval-") as tmp:
-        source = detect_source(data, settings.catalog) if data is not None else resolve_source(
-            settings.model_copy(update={"home": Path(tmp), "data": None})
-        )
-        with connect(Path(tmp) / "eval.duckdb") as con:
-            ingest_source(con, source)
-            return load_interactions(con, settings.like_threshold, 1.0)
+    with tempfile.TemporaryDirectory(prefix="recs-eval-") as tmp, connect(Path(tmp) / "eval.duckdb") as con:
+        ingest_into(con, data, settings, Path(tmp))
+        return load_interactions(con, settings.like_threshold, 1.0)
 
 
 def split_holdout(likes: sp.csr_matrix, seen: sp.csr_matrix, test_fraction: float, seed: int) -> Holdout:
@@ -88,6 +111,14 @@ def split_holdout(likes: sp.csr_matrix, seen: sp.csr_matrix, test_fraction: floa
     seen = (seen - (test > 0).astype(np.float32)).tocsr()
     seen.eliminate_zeros()
     return Holdout(train, test, seen, np.flatnonzero(np.diff(test.indptr) > 0))
+
+
+def ingest_into(con, data: Path | None, settings: Settings, tmp: Path) -> None:
+    """Ingest `data` (None: the built-in generated dataset, written under `tmp`) into `con`."""
+    source = detect_source(data, settings.catalog) if data is not None else resolve_source(
+        settings.model_copy(update={"home": tmp, "data": None})
+    )
+    ingest_source(con, source)
 
 
 def fixed_split_dir(data: Path | None, split: str) -> Path:
@@ -125,7 +156,7 @@ def fixed_holdout(data: Path | None, split: str, settings: Settings) -> Holdout:
     user_ids, item_ids = np.unique(both["user_id"].to_numpy()), np.unique(both["item_id"].to_numpy())
     train = to_matrices(base, user_ids, item_ids, settings.like_threshold, 1.0)
     held_out = to_matrices(test, user_ids, item_ids, settings.like_threshold, 1.0).likes
-    return Holdout(train.likes, held_out, train.seen, np.flatnonzero(np.diff(held_out.indptr) > 0))
+    return Holdout(train.likes, held_out, train.seen, np.flatnonzero(np.diff(held_out.indptr) > 0), user_ids, item_ids)
 
 
 def als_settings(settings: Settings, **params) -> Settings:
@@ -185,11 +216,70 @@ def llm_configured(settings: Settings) -> bool:
     return settings.llm_base_url is not None
 
 
-def not_run(method: str, reason: str) -> pl.DataFrame:
+def not_run(method: str, reason: str, prefix: str = "not run: ") -> pl.DataFrame:
     return pl.DataFrame(
-        [{"metric": m, "k": k, "value": None, "method": method, "status": f"not run: {reason}"} for m in METRICS for k in CUTOFFS],
+        [{"metric": m, "k": k, "value": None, "method": method, "status": f"{prefix}{reason}"} for m in METRICS for k in CUTOFFS],
         schema={"metric": pl.String, "k": pl.Int64, "value": pl.Float64, "method": pl.String, "status": pl.String},
     )
+
+
+def llm_subset(evaluated: np.ndarray, llm_users: int | None, seed: int) -> np.ndarray:
+    """Positions (into holdout.users) the LLM rows are computed on: a seeded sample of `llm_users` of the
+    evaluated positions, sorted; all of them when there are no more than that (or llm_users is None)."""
+    if llm_users is None or llm_users >= len(evaluated):
+        return evaluated
+    return np.sort(np.random.default_rng((seed, 1)).choice(evaluated, size=llm_users, replace=False))
+
+
+def llm_topn(
+    data: Path | None, settings: Settings, holdout: Holdout, model, positions: np.ndarray, depth: int
+) -> dict[str, tuple[np.ndarray | None, str]]:
+    """Per LLM method: (item rows per test user, -1 outside `positions`; or None) and its status.
+
+    The defaults model's candidates of the users at `positions` go into a throwaway DuckDB that holds
+    the catalogue and only the pairs the model may know (`holdout.seen`: the held-out ones deleted),
+    so `LlmRanker` reads candidates, titles, evidence and history exactly as in production without
+    ever seeing the test set."""
+    from tasks.llm_rank import LlmRanker
+
+    user_rows = holdout.users[positions]
+    train = (holdout.train * settings.als_alpha).tocsr()
+    ids, scores, evidence = als_candidates(model, train, holdout.seen, user_rows, N_CANDIDATES, settings.evidence_items)
+    items = holdout.item_ids
+    frame = _long_frame(holdout.user_ids[user_rows], _external(ids, items), scores, _external(evidence, items), "als")
+    seen = holdout.seen.tocoo()
+    known = pl.DataFrame({"user_id": holdout.user_ids[seen.row], "item_id": items[seen.col]})
+    secret = settings.llm_api_key.get_secret_value() if settings.llm_api_key else ""
+    out: dict[str, tuple[np.ndarray | None, str]] = {}
+    with tempfile.TemporaryDirectory(prefix="recs-eval-llm-") as tmp:
+        base = settings.model_copy(update={"home": Path(tmp), "llm_max_users": None})  # llm_users is the cap here
+        with connect(base.db_path) as con:
+            ingest_into(con, data, settings, Path(tmp))
+            con.register("eval_known", known.to_arrow())
+            db.run(con, "evaluate/keep_known_pairs")
+            con.unregister("eval_known")
+            store_candidates(con, frame, base, "eval")
+            candidates = db.frame(con, "rank/batch_candidates",
+                                  {"run_date": base.run_date, "user_ids": holdout.user_ids[user_rows].tolist()})
+        variants = {LLM_METHODS[0]: {"llm_blend_weight": 1.0, "llm_liked_first": True}, LLM_METHODS[1]: {}}
+        for method, update in variants.items():  # the same prompts: the hybrid is answered from the LLM cache
+            try:
+                ranked = LlmRanker(base.model_copy(update=update)).rank(candidates, depth)
+            except Exception as error:  # noqa: BLE001 - the row says why it has no values
+                reason = f"{type(error).__name__}: {error}"
+                out[method] = (None, "failed: " + (reason.replace(secret, "***") if secret else reason))
+                continue
+            fell_back = ranked.filter(pl.col("ranker") != "llm").unique("user_id", maintain_order=True)
+            why = f" ({fell_back['fallback_reason'][0]})" if fell_back.height else ""
+            if fell_back.height == len(user_rows):
+                out[method] = (None, f"failed: all {len(user_rows)} users fell back to ALS order{why}")
+                continue
+            recommended = np.full((len(holdout.users), depth), NO_EVIDENCE, dtype=np.int64)
+            rows = np.searchsorted(holdout.users, np.searchsorted(holdout.user_ids, ranked["user_id"].to_numpy()))
+            recommended[rows, ranked["rank"].to_numpy() - 1] = np.searchsorted(items, ranked["item_id"].to_numpy())
+            status = f"ok: {fell_back.height} of {len(user_rows)} users kept ALS order{why}" if fell_back.height else "ok"
+            out[method] = (recommended, status)
+    return out
 
 
 def evaluate_dataset(
@@ -201,16 +291,20 @@ def evaluate_dataset(
     n_boot: int = BOOTSTRAP,
     interactions: Interactions | None = None,
     split: str = "random",
+    llm_users: int | None = LLM_USERS,
 ) -> pl.DataFrame:
-    """Long frame method, metric, k, value, status (+ ci_low, ci_high with `sample_users`).
+    """Long frame method, metric, k, value, status, users (+ ci_low, ci_high when users were sampled).
 
-    `seed` seeds the holdout split (the original: 42), the user sample and the bootstrap.
-    Pass `interactions` to skip ingestion (already loaded with `load_dataset`).
+    `seed` seeds the holdout split (the original: 42), the user samples and the bootstraps.
+    Pass `interactions` to skip ingestion (already loaded with `load_dataset` from `data`).
     `split`: "random" (the original protocol) or a MovieLens fixed split, "ua" / "ub" (`fixed_holdout`).
+    `llm_users`: with an LLM endpoint configured, the LLM rows (and `als (llm subset)`) are computed
+    on a seeded sample of this many evaluated users (None: all of them).
     """
     if split == "random":
         data_ = interactions if interactions is not None else load_dataset(data, settings)
         holdout = split_holdout(data_.likes, data_.seen, settings.test_fraction, seed)
+        holdout = dataclasses.replace(holdout, user_ids=data_.user_ids, item_ids=data_.item_ids)
     else:
         holdout = fixed_holdout(data, split, settings)
     if len(holdout.users) == 0:
@@ -230,13 +324,28 @@ def evaluate_dataset(
         "als (defaults)": als_topn(default_model, holdout),
         "als + als ranker": ranker_topn(default_model, holdout, settings, depth),
     }
-    frames = [score(method, ids, holdout, rows, resamples) for method, ids in recommended.items()]
-    reason = "LLM evaluation not implemented in tasks/evaluate.py" if llm_configured(settings) else "no LLM endpoint configured"
-    frames += [not_run(method, reason) for method in LLM_METHODS]
-    columns = ["method", "metric", "k", "value"] + (["ci_low", "ci_high"] if rows is not None else []) + ["status"]
+    n_users = len(holdout.users) if rows is None else len(rows)
+    frames = [score(method, ids, holdout, rows, resamples).with_columns(users=pl.lit(n_users)) for method, ids in recommended.items()]
+    if llm_configured(settings):
+        evaluated = np.arange(len(holdout.users)) if rows is None else rows
+        positions = llm_subset(evaluated, llm_users, seed)
+        sub_rows, sub_resamples = rows, resamples
+        if len(positions) < len(evaluated):  # a sample of its own: its own paired bootstrap
+            sub_rows = positions
+            sub_resamples = np.random.default_rng((seed, 2)).integers(0, len(positions), size=(n_boot, len(positions)))
+        subset = {LLM_BASELINE: (recommended["als (defaults)"], "ok"),
+                  **llm_topn(data, settings, holdout, default_model, positions, depth)}
+        for method, (ids, status) in subset.items():
+            frame = (score(method, ids, holdout, sub_rows, sub_resamples).with_columns(status=pl.lit(status))
+                     if ids is not None else not_run(method, status, prefix=""))
+            frames.append(frame.with_columns(users=pl.lit(len(positions))))
+    else:
+        frames += [not_run(method, "no LLM endpoint configured").with_columns(users=pl.lit(n_users)) for method in LLM_METHODS]
+    sampled = any("ci_low" in f.columns for f in frames)
+    columns = ["method", "metric", "k", "value"] + (["ci_low", "ci_high"] if sampled else []) + ["status", "users"]
     frames = [f.with_columns(*(pl.lit(None, pl.Float64).alias(c) for c in columns if c not in f.columns)) for f in frames]
-    result = pl.concat([f.select(columns).cast({"k": pl.Int64, "value": pl.Float64}) for f in frames], how="vertical_relaxed")
-    return result.with_columns(users=pl.lit(len(holdout.users) if rows is None else len(rows)))
+    return pl.concat([f.select(columns).cast({"k": pl.Int64, "value": pl.Float64, "users": pl.Int64}) for f in frames],
+                     how="vertical_relaxed")
 
 
 # ---------------------------------------------------------------- output
@@ -252,22 +361,31 @@ def render_table(metrics: pl.DataFrame, title: str = "Holdout evaluation"):
     table.add_column("metric")
     for k in CUTOFFS:
         table.add_column(f"@{k}", justify="right")
+    main_users = metrics["users"][0] if "users" in metrics.columns and metrics.height else None
     for method in METHODS:
+        rows_of = metrics.filter(method=method)
+        if rows_of.is_empty():
+            continue
+        users = rows_of["users"][0] if "users" in rows_of.columns else None
+        label = method if users is None or users == main_users else f"{method} ({users} users)"
         for metric in METRICS:
-            cells = metrics.filter(method=method, metric=metric).sort("k")
+            cells = rows_of.filter(metric=metric).sort("k")
             if cells.is_empty():
                 continue
             if cells["value"].null_count() == len(cells):
                 if metric == METRICS[0]:
-                    table.add_row(method, "all", *([f"[dim]{cells['status'][0]}[/]"] + [""] * (len(CUTOFFS) - 1)))
+                    table.add_row(label, "all", *([f"[dim]{cells['status'][0]}[/]"] + [""] * (len(CUTOFFS) - 1)))
                 continue
             texts = []
             for row in cells.iter_rows(named=True):
                 text = f"{row['value']:.4f}"
-                if sampled:
+                if sampled and row["ci_low"] is not None:
                     text += f" [{row['ci_low']:.3f}, {row['ci_high']:.3f}]"
                 texts.append(text)
-            table.add_row(method, metric, *texts)
+            table.add_row(label, metric, *texts)
+        status = rows_of["status"][0]
+        if rows_of["value"].null_count() < rows_of.height and status != "ok":
+            table.add_row(label, "note", f"[dim]{status}[/]", *[""] * (len(CUTOFFS) - 1))
         table.add_section()
     return table
 
@@ -307,8 +425,13 @@ def write_plot(metrics: pl.DataFrame, path: Path, title: str = "") -> None:
     plt.close(fig)
 
 
-def protocol(data: Path | None, settings: Settings, sample_users: int | None, seed: int, split: str = "random") -> dict:
+def protocol(data: Path | None, settings: Settings, sample_users: int | None, seed: int, split: str = "random",
+             llm_users: int | None = LLM_USERS) -> dict:
     fixed = split != "random"
+    llm = ({"endpoint": "configured", "model": settings.llm_model, "prompt_version": settings.llm_prompt_version,
+            "users": f"seeded sample of at most {llm_users} evaluated users" if llm_users else "all evaluated users",
+            "ranker_blend_weight": 1.0, "hybrid_blend_weight": settings.llm_blend_weight}
+           if llm_configured(settings) else "not run: no LLM endpoint configured")
     return {
         "data": str(data) if data is not None else "built-in generated dataset",
         "like": f"rating > {settings.like_threshold}",
@@ -319,6 +442,7 @@ def protocol(data: Path | None, settings: Settings, sample_users: int | None, se
         "original_als": ORIGINAL_ALS,
         "default_als": {k: getattr(settings, k) for k in ORIGINAL_ALS},
         "users": f"sample of {sample_users} test users, bootstrap 95% CI" if sample_users else "all test users",
+        "llm": llm,
     }
 
 
@@ -330,8 +454,9 @@ def eval_command(
     sample_users: Annotated[Optional[int], typer.Option(help="Average over a random sample of test users (original: 20) with a bootstrap 95% CI.")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the split, the user sample and the bootstrap.")] = 42,
     split: Annotated[str, typer.Option(help="random (the original 90/10 protocol) | ua | ub (MovieLens 100k fixed splits).")] = "random",
+    llm_users: Annotated[int, typer.Option(min=1, help="With an LLM endpoint: users (seeded sample) the LLM rows are computed on; LLM calls cost money.")] = LLM_USERS,
 ) -> None:
-    """Evaluate popularity, ALS (original and default settings) and the rankers on a holdout of likes."""
+    """Evaluate popularity, ALS (original and default settings) and the rankers (LLM ones with an endpoint) on a holdout of likes."""
     import os
 
     from rich.console import Console
@@ -343,7 +468,7 @@ def eval_command(
     try:
         if split not in SPLITS:
             raise InputError(f"unknown split {split!r}: expected one of {', '.join(SPLITS)}")
-        metrics = evaluate_dataset(data, settings, sample_users=sample_users, seed=seed, split=split)
+        metrics = evaluate_dataset(data, settings, sample_users=sample_users, seed=seed, split=split, llm_users=llm_users)
     except RecsError as error:
         Console(stderr=True, soft_wrap=True).print(f"[red]error:[/] {error}")
         raise typer.Exit(2) from None
@@ -352,6 +477,6 @@ def eval_command(
     title = f"{data or 'built-in dataset'}{split_name}: {'sample of ' if sample_users else ''}{users} test users"
     Console().print(render_table(metrics, title))
     if json_file is not None:
-        write_json(metrics, json_file, protocol(data, settings, sample_users, seed, split))
+        write_json(metrics, json_file, protocol(data, settings, sample_users, seed, split, llm_users))
     if plot is not None:
         write_plot(metrics, plot, title)

@@ -8,23 +8,40 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pytest
+from conftest import ML100K
 
 from tasks.evaluate import (
+    LLM_BASELINE,
     LLM_METHODS,
-    SPLITS,
     METHODS,
     METRICS,
+    SPLITS,
+    als_topn,
     evaluate_dataset,
+    fit,
     fixed_holdout,
+    llm_subset,
     load_dataset,
     read_ml100k_ratings,
     render_table,
+    split_holdout,
     write_json,
     write_plot,
 )
-from conftest import ML100K
-from tasks.metrics import CUTOFFS
+from tasks.metrics import CUTOFFS, hit_matrix, per_user_metrics
 from tasks.settings import Settings
+
+LLM_ENV = ("OPENAI_BASE_URL", "RECS_LLM_BASE_URL", "OPENAI_API_KEY", "RECS_LLM_API_KEY")
+NO_LLM = [m for m in METHODS if m != LLM_BASELINE]  # without an endpoint there is no LLM subset either
+
+
+@pytest.fixture(scope="module", autouse=True)
+def no_llm_endpoint():
+    """No test here may reach a real endpoint configured in the developer's environment."""
+    with pytest.MonkeyPatch.context() as patch:
+        for name in LLM_ENV:
+            patch.delenv(name, raising=False)
+        yield
 
 
 @pytest.fixture(scope="module")
@@ -45,12 +62,12 @@ def value(metrics: pl.DataFrame, method: str, metric: str, k: int) -> float:
 
 
 def test_every_method_metric_and_cutoff(full):
-    assert full.height == len(METHODS) * len(METRICS) * len(CUTOFFS)
+    assert full.height == len(NO_LLM) * len(METRICS) * len(CUTOFFS)
     assert set(full.select("method", "metric", "k").iter_rows()) == {
-        (m, metric, k) for m in METHODS for metric in METRICS for k in CUTOFFS
+        (m, metric, k) for m in NO_LLM for metric in METRICS for k in CUTOFFS
     }
     assert full.filter(pl.col("method").is_in(LLM_METHODS))["value"].null_count() == len(LLM_METHODS) * 20
-    assert full.filter(pl.col("method").is_in(LLM_METHODS))["status"].str.starts_with("not run").all()
+    assert (full.filter(pl.col("method").is_in(LLM_METHODS))["status"] == "not run: no LLM endpoint configured").all()
     assert full.filter(~pl.col("method").is_in(LLM_METHODS))["value"].null_count() == 0
 
 
@@ -206,7 +223,7 @@ def test_evaluate_flow_creates_a_markdown_artifact(tmp_path: Path, monkeypatch):
     for name, size in {"RECS_GEN_USERS": 120, "RECS_GEN_ITEMS": 200, "RECS_GEN_RATINGS": 6000}.items():
         monkeypatch.setenv(name, str(size))
     rows = evaluate_flow(json_file=tmp_path / "m.json", plot=tmp_path / "m.png")
-    assert {r["method"] for r in rows} == set(METHODS)
+    assert {r["method"] for r in rows} == set(NO_LLM)
     assert (tmp_path / "m.json").stat().st_size > 0 and (tmp_path / "m.png").read_bytes().startswith(b"\x89PNG")
     with get_client(sync_client=True) as client:
         artifacts = [a for a in client.read_artifacts() if a.key == "recs-evaluation"]
@@ -214,4 +231,83 @@ def test_evaluate_flow_creates_a_markdown_artifact(tmp_path: Path, monkeypatch):
     markdown = max(artifacts, key=lambda a: a.created).data
     assert "# Evaluation: built-in dataset (random split" in markdown
     assert "| popularity |" in markdown and "ndcg@10" in markdown
-    assert "- llm: not run: no LLM endpoint configured" in markdown
+    assert "- als + llm ranker: not run: no LLM endpoint configured" in markdown
+    assert "- als + llm hybrid: not run: no LLM endpoint configured" in markdown
+
+
+# ---------------------------------------------------------------- LLM rows against a local endpoint
+
+KEY = "sk-eval-SECRET-93be"
+SMALL = {"RECS_GEN_USERS": "120", "RECS_GEN_ITEMS": "200", "RECS_GEN_RATINGS": "6000"}
+
+
+@pytest.fixture
+def llm_env(monkeypatch):
+    """The built-in generated dataset (small) and an LLM endpoint on 127.0.0.1 (tests/llm_server.py)."""
+    from llm_server import OpenAICompatibleServer
+
+    from tasks.llm_client import reset_shared_state
+
+    def start(**server_options):
+        server = OpenAICompatibleServer(**server_options).start()
+        monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
+        return server
+
+    for name, size in SMALL.items():
+        monkeypatch.setenv(name, size)
+    for name, setting in {"OPENAI_API_KEY": KEY, "RECS_LLM_SHARED_LIMIT": "local", "RECS_LLM_RPM": "100000",
+                          "RECS_LLM_BACKOFF_SECONDS": "0.01", "RECS_LLM_DEADLINE_SECONDS": "1", "RECS_LLM_TIMEOUT": "1"}.items():
+        monkeypatch.setenv(name, setting)
+    reset_shared_state()
+    servers = []
+    yield lambda **options: servers.append(start(**options)) or servers[-1]
+    for server in servers:
+        server.stop()
+    reset_shared_state()
+
+
+def test_llm_rows_run_on_a_seeded_subset_next_to_als_on_the_same_users(llm_env):
+    server = llm_env()  # the default brain reverses the candidates: it never sees the test set
+    settings = Settings()
+    assert settings.llm_base_url == server.base_url
+    data = load_dataset(None, settings)
+    metrics = evaluate_dataset(None, settings, interactions=data, llm_users=25)
+    subset_rows = metrics.filter(pl.col("method").is_in([LLM_BASELINE, *LLM_METHODS]))
+    assert subset_rows.height == 3 * len(METRICS) * len(CUTOFFS)
+    assert (subset_rows["status"] == "ok").all() and (subset_rows["users"] == 25).all()
+    assert subset_rows["value"].null_count() == 0
+    bounded = subset_rows.filter(pl.col("metric") != "dcg")["value"]
+    assert ((bounded >= 0) & (bounded <= 1)).all() and (subset_rows["value"] >= 0).all()
+    assert ((subset_rows["ci_low"] <= subset_rows["value"]) & (subset_rows["value"] <= subset_rows["ci_high"])).all()
+    assert server.count() == 25, "one call per subset user; the hybrid's identical prompts come from the cache"
+    assert metrics.filter(method="als (defaults)")["users"][0] > 25
+
+    # the subset ALS row is the defaults model's metrics recomputed over exactly those users
+    holdout = split_holdout(data.likes, data.seen, settings.test_fraction, 42)
+    positions = llm_subset(np.arange(len(holdout.users)), 25, 42)
+    hits = hit_matrix(als_topn(fit(holdout, settings), holdout)[:, : max(CUTOFFS)], holdout.test[holdout.users])
+    expected = per_user_metrics(hits[positions], holdout.n_relevant[positions])
+    for (metric, k), per_user in expected.items():
+        assert value(metrics, LLM_BASELINE, metric, k) == pytest.approx(per_user.mean())
+    # reversing 30 candidates and keeping 20 is not ALS order: the LLM rows were really computed
+    assert value(metrics, "als + llm ranker", "ndcg", 10) != pytest.approx(value(metrics, LLM_BASELINE, "ndcg", 10))
+
+    import io
+
+    from rich.console import Console
+
+    out = io.StringIO()
+    Console(file=out, width=220).print(render_table(metrics))
+    assert "als + llm ranker (25 users)" in out.getvalue() and "not run" not in out.getvalue()
+
+
+def test_llm_rows_failing_endpoint_shows_the_reason_never_values(llm_env):
+    from llm_server import server_error
+
+    server = llm_env(default_brain=server_error(500))
+    metrics = evaluate_dataset(None, Settings(), llm_users=3)
+    llm = metrics.filter(pl.col("method").is_in(LLM_METHODS))
+    assert llm.height == len(LLM_METHODS) * len(METRICS) * len(CUTOFFS) and llm["value"].null_count() == llm.height
+    assert llm["status"].str.starts_with("failed: all 3 users fell back to ALS order (llm call failed").all()
+    assert not llm["status"].str.contains(KEY).any() and server.count() > 0
+    assert metrics.filter(method=LLM_BASELINE)["value"].null_count() == 0, "the ALS side is still measured"
