@@ -25,7 +25,8 @@ import numpy as np  # noqa: E402
 import scipy.sparse as sp  # noqa: E402
 from implicit.nearest_neighbours import bm25_weight  # noqa: E402
 
-from tasks.evaluate import ORIGINAL_ALS, Holdout, als_topn, load_dataset, popularity_topn, split_holdout  # noqa: E402
+from tasks.evaluate import ORIGINAL_ALS, load_dataset  # noqa: E402
+from tasks.train import Holdout, als_topn, popularity_topn, split_holdout  # noqa: E402
 from tasks.metrics import hit_matrix, ranking_metrics  # noqa: E402
 from tasks.settings import Settings  # noqa: E402
 from tasks.train import fit_als  # noqa: E402

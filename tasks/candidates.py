@@ -52,7 +52,7 @@ def als_candidates(
     return ids, scores, evidence
 
 
-def _long_frame(user_ids: np.ndarray, item_ids: np.ndarray, scores: np.ndarray, evidence: np.ndarray, source: str) -> pl.DataFrame:
+def long_frame(user_ids: np.ndarray, item_ids: np.ndarray, scores: np.ndarray, evidence: np.ndarray, source: str) -> pl.DataFrame:
     """Users x ranks arrays (evidence: users x ranks x top) -> one row per candidate, padding dropped."""
     n_users, depth = item_ids.shape
     evidence_lists = pl.Series(evidence.reshape(n_users * depth, evidence.shape[-1])).arr.to_list()
@@ -68,7 +68,7 @@ def _long_frame(user_ids: np.ndarray, item_ids: np.ndarray, scores: np.ndarray, 
     return frame.filter(pl.col("item_id") != NO_EVIDENCE).with_columns(source=pl.lit(source))
 
 
-def _external(ids: np.ndarray, index: np.ndarray) -> np.ndarray:
+def external_ids(ids: np.ndarray, index: np.ndarray) -> np.ndarray:
     """Index rows -> external ids, keeping -1 padding."""
     return np.where(ids >= 0, index[np.maximum(ids, 0)], NO_EVIDENCE)
 
@@ -81,8 +81,8 @@ def build_candidates(con, settings: Settings, serving_version: str) -> pl.DataFr
     als_rows = np.flatnonzero(np.diff(data.likes.indptr) > 0)
 
     ids, scores, evidence = als_candidates(model, data.likes, data.seen, als_rows, settings.n_candidates, settings.evidence_items)
-    als = _long_frame(
-        model_users[als_rows], _external(ids, model_items), scores, _external(evidence, model_items), "als"
+    als = long_frame(
+        model_users[als_rows], external_ids(ids, model_items), scores, external_ids(evidence, model_items), "als"
     )
 
     all_users = db.frame(con, "candidates/users")["user_id"].to_numpy()
@@ -98,7 +98,7 @@ def popular_candidates(con, settings: Settings, ratings: pl.DataFrame, users: np
     rows = popular_topk(likes, seen, settings.n_candidates)
     scores = np.where(rows >= 0, likes[np.maximum(rows, 0)] / max(likes.max(initial=0), 1), 0.0)
     no_evidence = np.full((*rows.shape, 1), NO_EVIDENCE)
-    return _long_frame(users, _external(rows, items), scores, no_evidence, "popular")
+    return long_frame(users, external_ids(rows, items), scores, no_evidence, "popular")
 
 
 def store_candidates(con, frame: pl.DataFrame, settings: Settings, model_version: str) -> None:

@@ -37,22 +37,18 @@ from __future__ import annotations
 import dataclasses
 import json
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Optional
 
 import numpy as np
 import polars as pl
-import scipy.sparse as sp
 import typer
-from implicit.evaluation import train_test_split
-from threadpoolctl import threadpool_limits
 
 from tasks import db
 from tasks.candidates import (
     NO_EVIDENCE,
-    _external,
-    _long_frame,
+    external_ids,
+    long_frame,
     als_candidates,
     store_candidates,
 )
@@ -63,10 +59,13 @@ from tasks.metrics import CUTOFFS, hit_matrix, per_user_metrics, ranking_metrics
 from tasks.rank import AlsRanker
 from tasks.settings import Settings
 from tasks.train import (
+    Holdout,
     Interactions,
+    als_topn,
     fit_als,
     load_interactions,
-    popular_topk,
+    popularity_topn,
+    split_holdout,
     to_matrices,
 )
 
@@ -81,36 +80,11 @@ SPLITS = ("random", "ua", "ub")
 BOOTSTRAP = 2000
 
 
-@dataclass(frozen=True)
-class Holdout:
-    """One seeded split of the likes (values 1, scaled by alpha at fit time) and what to filter."""
-
-    train: sp.csr_matrix
-    test: sp.csr_matrix
-    seen: sp.csr_matrix  # every rated pair except the held-out likes: filtered from recommendations
-    users: np.ndarray  # user rows with at least one held-out like
-    user_ids: np.ndarray | None = None  # external id of each user row / item column (for the LLM rows' DuckDB)
-    item_ids: np.ndarray | None = None
-
-    @property
-    def n_relevant(self) -> np.ndarray:
-        return np.diff(self.test.indptr)[self.users]
-
-
 def load_dataset(data: Path | None, settings: Settings) -> Interactions:
     """Ingest `data` (None: the built-in generated dataset) into a throwaway DuckDB; likes valued 1."""
     with tempfile.TemporaryDirectory(prefix="recs-eval-") as tmp, connect(Path(tmp) / "eval.duckdb") as con:
         ingest_into(con, data, settings, Path(tmp))
         return load_interactions(con, settings.like_threshold, 1.0)
-
-
-def split_holdout(likes: sp.csr_matrix, seen: sp.csr_matrix, test_fraction: float, seed: int) -> Holdout:
-    """implicit's train_test_split of the likes, as in the original experiment and tasks/train.py."""
-    train, test = train_test_split(likes, train_percentage=1 - test_fraction, random_state=seed)
-    train, test = train.tocsr(), test.tocsr()
-    seen = (seen - (test > 0).astype(np.float32)).tocsr()
-    seen.eliminate_zeros()
-    return Holdout(train, test, seen, np.flatnonzero(np.diff(test.indptr) > 0))
 
 
 def ingest_into(con, data: Path | None, settings: Settings, tmp: Path) -> None:
@@ -168,22 +142,11 @@ def fit(holdout: Holdout, settings: Settings):
     return fit_als((holdout.train * settings.als_alpha).tocsr(), settings)
 
 
-def als_topn(model, holdout: Holdout, n: int = N_CANDIDATES) -> np.ndarray:
-    with threadpool_limits(1, "blas"):
-        ids, _scores = model.recommend(holdout.users, holdout.seen[holdout.users], N=n, filter_already_liked_items=True)
-    return ids
-
-
-def popularity_topn(holdout: Holdout, n: int = N_CANDIDATES) -> np.ndarray:
-    popularity = np.asarray((holdout.train > 0).sum(axis=0)).ravel().astype(float)
-    return popular_topk(popularity, holdout.seen[holdout.users], n)
-
-
 def ranker_topn(model, holdout: Holdout, settings: Settings, depth: int) -> np.ndarray:
     """Candidates (with evidence) -> AlsRanker -> item rows per test user, as the nightly flow does it."""
     train = (holdout.train * settings.als_alpha).tocsr()
     ids, scores, evidence = als_candidates(model, train, holdout.seen, holdout.users, N_CANDIDATES, settings.evidence_items)
-    frame = _long_frame(holdout.users, ids, scores, evidence, "als").with_columns(
+    frame = long_frame(holdout.users, ids, scores, evidence, "als").with_columns(
         evidence_titles=pl.col("evidence_item_ids").list.eval(pl.element().cast(pl.String)),
         model_version=pl.lit("eval"),
     )
@@ -240,16 +203,16 @@ def llm_topn(
     the catalogue and only the pairs the model may know (`holdout.seen`: the held-out ones deleted),
     so `LlmRanker` reads candidates, titles, evidence and history exactly as in production without
     ever seeing the test set."""
+    from tasks.llm_client import redact
     from tasks.llm_rank import LlmRanker
 
     user_rows = holdout.users[positions]
     train = (holdout.train * settings.als_alpha).tocsr()
     ids, scores, evidence = als_candidates(model, train, holdout.seen, user_rows, N_CANDIDATES, settings.evidence_items)
     items = holdout.item_ids
-    frame = _long_frame(holdout.user_ids[user_rows], _external(ids, items), scores, _external(evidence, items), "als")
+    frame = long_frame(holdout.user_ids[user_rows], external_ids(ids, items), scores, external_ids(evidence, items), "als")
     seen = holdout.seen.tocoo()
     known = pl.DataFrame({"user_id": holdout.user_ids[seen.row], "item_id": items[seen.col]})
-    secret = settings.llm_api_key.get_secret_value() if settings.llm_api_key else ""
     out: dict[str, tuple[np.ndarray | None, str]] = {}
     with tempfile.TemporaryDirectory(prefix="recs-eval-llm-") as tmp:
         base = settings.model_copy(update={"home": Path(tmp), "llm_max_users": None})  # llm_users is the cap here
@@ -267,7 +230,7 @@ def llm_topn(
                 ranked = LlmRanker(base.model_copy(update=update)).rank(candidates, depth)
             except Exception as error:  # noqa: BLE001 - the row says why it has no values
                 reason = f"{type(error).__name__}: {error}"
-                out[method] = (None, "failed: " + (reason.replace(secret, "***") if secret else reason))
+                out[method] = (None, "failed: " + redact(reason, settings))
                 continue
             fell_back = ranked.filter(pl.col("ranker") != "llm").unique("user_id", maintain_order=True)
             why = f" ({fell_back['fallback_reason'][0]})" if fell_back.height else ""
@@ -319,9 +282,9 @@ def evaluate_dataset(
     original_model, default_model = fit(holdout, original), fit(holdout, settings)
     depth = max(CUTOFFS)
     recommended = {
-        "popularity": popularity_topn(holdout),
-        "als (original 50f)": als_topn(original_model, holdout),
-        "als (defaults)": als_topn(default_model, holdout),
+        "popularity": popularity_topn(holdout, N_CANDIDATES),
+        "als (original 50f)": als_topn(original_model, holdout, N_CANDIDATES),
+        "als (defaults)": als_topn(default_model, holdout, N_CANDIDATES),
         "als + als ranker": ranker_topn(default_model, holdout, settings, depth),
     }
     n_users = len(holdout.users) if rows is None else len(rows)

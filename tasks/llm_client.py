@@ -76,6 +76,12 @@ class Answer:
     attempts: list[Attempt] = field(default_factory=list)
 
 
+def redact(text: str, settings: Settings) -> str:
+    """`text` with the API key, if any, replaced by ***."""
+    secret = settings.llm_api_key.get_secret_value() if settings.llm_api_key else ""
+    return text.replace(secret, "***") if secret else text
+
+
 def estimate_tokens(text: str) -> int:
     """The chars/4 estimate used for budgets and for the prompt-size report."""
     return -(-len(text) // 4)

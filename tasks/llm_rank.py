@@ -31,7 +31,7 @@ import polars as pl
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from tasks import db
-from tasks.llm_client import Attempt, LlmCache, LlmCallFailed, LlmClient, estimate_tokens
+from tasks.llm_client import Attempt, LlmCache, LlmCallFailed, LlmClient, estimate_tokens, redact
 from tasks.rank import RANKED_COLUMNS, AlsRanker, grounded_explanation
 from tasks.settings import Settings
 
@@ -183,7 +183,6 @@ class LlmRanker:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.prompt = load_prompt(settings.llm_prompt_version)
-        self._secret = settings.llm_api_key.get_secret_value() if settings.llm_api_key else ""
 
     # -------------------------------------------------------------- entry point
 
@@ -443,7 +442,7 @@ class LlmRanker:
         ).select(RANKED_COLUMNS)
 
     def _fallback(self, frame: pl.DataFrame, k: int, reason: str, stats: UserStats, attempts: list[Attempt]) -> UserResult:
-        reason = self._redact(reason)
+        reason = redact(reason, self.settings)
         rows = AlsRanker().rank(frame, k).with_columns(
             ranker=pl.lit("als_fallback"),
             prompt_version=pl.lit(self.settings.llm_prompt_version),
@@ -452,9 +451,6 @@ class LlmRanker:
         return UserResult(rows, stats, "als_fallback", reason, attempts)
 
     # -------------------------------------------------------------- accounting
-
-    def _redact(self, text: str) -> str:
-        return text.replace(self._secret, "***") if self._secret else text
 
     def _record(self, con, lock: threading.Lock, user_ids: list[int], results: list[UserResult]) -> None:
         s = self.settings
@@ -487,7 +483,7 @@ class LlmRanker:
         if summary.height:
             line = ", ".join(f"{key}={value:.3g}" if isinstance(value, float) else f"{key}={value}"
                              for key, value in summary.row(0, named=True).items())
-            logger.info(self._redact(f"llm accounting so far: {line}"))
+            logger.info(redact(f"llm accounting so far: {line}", self.settings))
 
 
 def run_logger() -> logging.Logger | logging.LoggerAdapter:

@@ -99,27 +99,56 @@ def popular_topk(popularity: np.ndarray, seen: sp.csr_matrix, n: int, batch: int
     return out
 
 
+@dataclass(frozen=True)
+class Holdout:
+    """One seeded split of the likes and what to filter from recommendations."""
+
+    train: sp.csr_matrix
+    test: sp.csr_matrix
+    seen: sp.csr_matrix  # every rated pair except the held-out likes: filtered from recommendations
+    users: np.ndarray  # user rows with at least one held-out like
+    user_ids: np.ndarray | None = None  # external id of each user row / item column, when needed
+    item_ids: np.ndarray | None = None
+
+    @property
+    def n_relevant(self) -> np.ndarray:
+        return np.diff(self.test.indptr)[self.users]
+
+
+def split_holdout(likes: sp.csr_matrix, seen: sp.csr_matrix, test_fraction: float, seed: int) -> Holdout:
+    """implicit's train_test_split of the likes (the original experiment's protocol)."""
+    train, test = train_test_split(likes, train_percentage=1 - test_fraction, random_state=seed)
+    train, test = train.tocsr(), test.tocsr()
+    seen = (seen - (test > 0).astype(np.float32)).tocsr()
+    seen.eliminate_zeros()
+    return Holdout(train, test, seen, np.flatnonzero(np.diff(test.indptr) > 0))
+
+
+def als_topn(model: AlternatingLeastSquares, holdout: Holdout, n: int) -> np.ndarray:
+    """The n best unseen items of every test user."""
+    with threadpool_limits(1, "blas"):
+        ids, _scores = model.recommend(holdout.users, holdout.seen[holdout.users], N=n, filter_already_liked_items=True)
+    return ids
+
+
+def popularity_topn(holdout: Holdout, n: int) -> np.ndarray:
+    """The n most liked (in training) unseen items of every test user."""
+    popularity = np.asarray((holdout.train > 0).sum(axis=0)).ravel().astype(float)
+    return popular_topk(popularity, holdout.seen[holdout.users], n)
+
+
 def evaluate(data: Interactions, settings: Settings) -> pl.DataFrame:
     """Holdout metrics of ALS and of popularity on one seeded split of the likes."""
-    train, test = train_test_split(data.likes, train_percentage=1 - settings.test_fraction, random_state=settings.split_seed)
-    train, test = train.tocsr(), test.tocsr()
-    test_users = np.flatnonzero(np.diff(test.indptr) > 0)
-    if len(test_users) == 0:
+    holdout = split_holdout(data.likes, data.seen, settings.test_fraction, settings.split_seed)
+    if len(holdout.users) == 0:
         raise InputError(f"too few likes ({data.likes.nnz}) to hold any out for evaluation")
-    seen_in_train = (data.seen - (test > 0).astype(np.float32)).tocsr()
-    seen_in_train.eliminate_zeros()
-    n_relevant = np.diff(test.indptr)[test_users]
-
-    model = fit_als(train, settings)
-    with threadpool_limits(1, "blas"):
-        als_ids, _ = model.recommend(test_users, seen_in_train[test_users], N=EVAL_DEPTH, filter_already_liked_items=True)
-    popularity = np.asarray((train > 0).sum(axis=0)).ravel().astype(float)
-    pop_ids = popular_topk(popularity, seen_in_train[test_users], EVAL_DEPTH)
-
+    model = fit_als(holdout.train, settings)
+    recommended = {"als": als_topn(model, holdout, EVAL_DEPTH), "popularity": popularity_topn(holdout, EVAL_DEPTH)}
+    relevant = holdout.test[holdout.users]
     return pl.concat(
         [
-            ranking_metrics(hit_matrix(ids, test[test_users]), n_relevant).with_columns(method=pl.lit(method))
-            for method, ids in (("als", als_ids), ("popularity", pop_ids))
+            ranking_metrics(hit_matrix(ids, relevant), holdout.n_relevant).with_columns(method=pl.lit(method))
+            for method, ids in recommended.items()
         ]
     ).select("method", "metric", "k", "value")
 

@@ -15,8 +15,8 @@ from tasks.evaluate import (
     LLM_METHODS,
     METHODS,
     METRICS,
+    N_CANDIDATES,
     SPLITS,
-    als_topn,
     evaluate_dataset,
     fit,
     fixed_holdout,
@@ -24,12 +24,12 @@ from tasks.evaluate import (
     load_dataset,
     read_ml100k_ratings,
     render_table,
-    split_holdout,
     write_json,
     write_plot,
 )
 from tasks.metrics import CUTOFFS, hit_matrix, per_user_metrics
 from tasks.settings import Settings
+from tasks.train import als_topn, split_holdout
 
 LLM_ENV = ("OPENAI_BASE_URL", "RECS_LLM_BASE_URL", "OPENAI_API_KEY", "RECS_LLM_API_KEY")
 NO_LLM = [m for m in METHODS if m != LLM_BASELINE]  # without an endpoint there is no LLM subset either
@@ -285,7 +285,7 @@ def test_llm_rows_run_on_a_seeded_subset_next_to_als_on_the_same_users(llm_env):
     # the subset ALS row is the defaults model's metrics recomputed over exactly those users
     holdout = split_holdout(data.likes, data.seen, settings.test_fraction, 42)
     positions = llm_subset(np.arange(len(holdout.users)), 25, 42)
-    hits = hit_matrix(als_topn(fit(holdout, settings), holdout)[:, : max(CUTOFFS)], holdout.test[holdout.users])
+    hits = hit_matrix(als_topn(fit(holdout, settings), holdout, N_CANDIDATES)[:, : max(CUTOFFS)], holdout.test[holdout.users])
     expected = per_user_metrics(hits[positions], holdout.n_relevant[positions])
     for (metric, k), per_user in expected.items():
         assert value(metrics, LLM_BASELINE, metric, k) == pytest.approx(per_user.mean())
