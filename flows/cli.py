@@ -11,10 +11,12 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 
-from tasks.evaluate import eval_command
+from flows.parameters import EvalParameters, RunParameters
+from tasks.settings import SplitName
 
 app = typer.Typer(help="explained-recs: nightly ALS + LLM recommendations with grounded explanations.", no_args_is_help=True)
 console = Console(stderr=True, soft_wrap=True)
+EVAL_DEFAULTS = EvalParameters()
 
 
 class _NoTracebackForExpectedFailures(logging.Filter):
@@ -55,7 +57,6 @@ def run(
 ) -> None:
     """Run the nightly flow once: ingest, train, candidates, rank, publish."""
     from flows.nightly import nightly_for
-    from flows.parameters import RunParameters
 
     _filter_prefect_handlers()
 
@@ -93,7 +94,36 @@ def serve(
     nightly.serve(name="nightly-serve", schedules=[Cron(cron, timezone=timezone)])
 
 
-app.command("eval")(eval_command)
+@app.command("eval")
+def evaluate(
+    data: Annotated[Optional[Path], typer.Option(help="MovieLens dir/file or interactions CSV/Parquet (default: built-in dataset).")] = None,
+    catalog: Annotated[Optional[Path], typer.Option(help="Catalogue CSV for a generic interactions file.")] = None,
+    json_file: Annotated[Optional[Path], typer.Option("--json", help="Write the metrics (long format) to this JSON file.")] = None,
+    plot: Annotated[Optional[Path], typer.Option(help="Write a PNG: each metric against K per method.")] = None,
+    sample_users: Annotated[Optional[int], typer.Option(help="Average over a random sample of test users (original: 20) with a bootstrap 95% CI.")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the split, the user sample and the bootstrap.")] = EVAL_DEFAULTS.seed,
+    split: Annotated[SplitName, typer.Option(help="random (the original 90/10 protocol) | ua | ub (MovieLens 100k fixed splits).")] = EVAL_DEFAULTS.split,
+    llm_users: Annotated[int, typer.Option(min=1, help="With an LLM endpoint: users (seeded sample) the LLM rows are computed on; LLM calls cost money.")] = EVAL_DEFAULTS.llm_users,
+) -> None:
+    """Evaluate popularity, ALS (original and default settings) and the rankers (LLM ones with an endpoint) on a holdout of likes."""
+    from flows.evaluate import evaluate as run_evaluation
+    from tasks.errors import RecsError
+    from tasks.evaluate import render_table
+
+    try:
+        params = EvalParameters(
+            data=data, catalog=catalog, json_file=json_file, plot=plot, sample_users=sample_users, seed=seed, split=split, llm_users=llm_users
+        )
+    except ValueError as error:
+        console.print(f"[red]error:[/] {error}")
+        raise typer.Exit(2) from None
+    try:
+        metrics, title = run_evaluation(params)
+    except RecsError as error:
+        console.print(f"[red]error:[/] {error}")
+        raise typer.Exit(2) from None
+    Console().print(render_table(metrics, title))
+
 
 if __name__ == "__main__":
     app()

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, Field, WithJsonSchema
 
-from tasks.settings import RankerName, Settings
+from tasks.settings import RankerName, Settings, SplitName
 
 
 def optional(schema: dict[str, Any]) -> WithJsonSchema:
@@ -43,3 +43,23 @@ class RunParameters(BaseModel):
 
     def settings(self) -> Settings:
         return Settings(**self.model_dump(exclude_none=True))
+
+
+class EvalParameters(BaseModel):
+    """One offline evaluation (`recs eval`, or the `evaluate` deployment); empty fields use the defaults."""
+
+    data: OptionalPath = Field(None, description="MovieLens dir/file or interactions CSV/Parquet. Empty: built-in dataset.")
+    catalog: OptionalPath = Field(None, description="Catalogue CSV (item_id,title,genres) for a generic interactions file.")
+    split: SplitName = Field(
+        "random", description="random: the original 90/10 protocol; ua / ub: MovieLens 100k's fixed splits (need ua.base/ua.test)."
+    )
+    sample_users: OptionalCount = Field(
+        None, ge=1, description="Average over a seeded sample of test users (the original: 20) with a bootstrap 95% CI. Empty: all."
+    )
+    seed: int = Field(42, description="Seed of the split, the user sample and the bootstrap.")
+    llm_users: int = Field(100, ge=1, description="With an LLM endpoint: users (seeded sample) the LLM rows are computed on.")
+    json_file: OptionalPath = Field(None, description="Also write the metrics (long format) to this JSON file.")
+    plot: OptionalPath = Field(None, description="Also write a PNG: each metric against K per method.")
+
+    def settings(self) -> Settings:
+        return Settings(data=self.data, catalog=self.catalog)

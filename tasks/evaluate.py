@@ -38,11 +38,10 @@ import dataclasses
 import json
 import tempfile
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import get_args
 
 import numpy as np
 import polars as pl
-import typer
 
 from tasks import db
 from tasks.candidates import (
@@ -57,7 +56,7 @@ from tasks.errors import InputError
 from tasks.ingest import detect_source, ingest_source, resolve_source
 from tasks.metrics import CUTOFFS, hit_matrix, per_user_metrics, ranking_metrics
 from tasks.rank import AlsRanker
-from tasks.settings import Settings
+from tasks.settings import Settings, SplitName
 from tasks.train import (
     Holdout,
     Interactions,
@@ -76,7 +75,7 @@ LLM_BASELINE = "als (llm subset)"
 METHODS = ("popularity", "als (original 50f)", "als (defaults)", "als + als ranker", LLM_BASELINE, *LLM_METHODS)
 LLM_USERS = 100
 N_CANDIDATES = 30
-SPLITS = ("random", "ua", "ub")
+SPLITS = get_args(SplitName)
 BOOTSTRAP = 2000
 
 
@@ -95,7 +94,7 @@ def ingest_into(con, data: Path | None, settings: Settings, tmp: Path) -> None:
     ingest_source(con, source)
 
 
-def fixed_split_dir(data: Path | None, split: str) -> Path:
+def fixed_split_dir(data: Path | None, split: SplitName) -> Path:
     """The directory holding `<split>.base` and `<split>.test`, or an InputError saying what is missing."""
     if split not in SPLITS[1:]:
         raise InputError(f"unknown split {split!r}: expected one of {', '.join(SPLITS)}")
@@ -119,7 +118,7 @@ def read_ml100k_ratings(path: Path) -> pl.DataFrame:
     )  # fmt: skip
 
 
-def fixed_holdout(data: Path | None, split: str, settings: Settings) -> Holdout:
+def fixed_holdout(data: Path | None, split: SplitName, settings: Settings) -> Holdout:
     """MovieLens' `<split>.base` / `<split>.test` as a holdout: train on the base likes, test on the test likes."""
     directory = fixed_split_dir(data, split)
     base, test = (read_ml100k_ratings(directory / f"{split}.{part}") for part in ("base", "test"))
@@ -253,7 +252,7 @@ def evaluate_dataset(
     seed: int = 42,
     n_boot: int = BOOTSTRAP,
     interactions: Interactions | None = None,
-    split: str = "random",
+    split: SplitName = "random",
     llm_users: int | None = LLM_USERS,
 ) -> pl.DataFrame:
     """Long frame method, metric, k, value, status, users (+ ci_low, ci_high when users were sampled).
@@ -388,7 +387,7 @@ def write_plot(metrics: pl.DataFrame, path: Path, title: str = "") -> None:
     plt.close(fig)
 
 
-def protocol(data: Path | None, settings: Settings, sample_users: int | None, seed: int, split: str = "random",
+def protocol(data: Path | None, settings: Settings, sample_users: int | None, seed: int, split: SplitName = "random",
              llm_users: int | None = LLM_USERS) -> dict:
     fixed = split != "random"
     llm = ({"endpoint": "configured", "model": settings.llm_model, "prompt_version": settings.llm_prompt_version,
@@ -407,39 +406,3 @@ def protocol(data: Path | None, settings: Settings, sample_users: int | None, se
         "users": f"sample of {sample_users} test users, bootstrap 95% CI" if sample_users else "all test users",
         "llm": llm,
     }
-
-
-def eval_command(
-    data: Annotated[Optional[Path], typer.Option(help="MovieLens dir/file or interactions CSV/Parquet (default: built-in dataset).")] = None,
-    catalog: Annotated[Optional[Path], typer.Option(help="Catalogue CSV for a generic interactions file.")] = None,
-    json_file: Annotated[Optional[Path], typer.Option("--json", help="Write the metrics (long format) to this JSON file.")] = None,
-    plot: Annotated[Optional[Path], typer.Option(help="Write a PNG: each metric against K per method.")] = None,
-    sample_users: Annotated[Optional[int], typer.Option(help="Average over a random sample of test users (original: 20) with a bootstrap 95% CI.")] = None,
-    seed: Annotated[int, typer.Option(help="Seed of the split, the user sample and the bootstrap.")] = 42,
-    split: Annotated[str, typer.Option(help="random (the original 90/10 protocol) | ua | ub (MovieLens 100k fixed splits).")] = "random",
-    llm_users: Annotated[int, typer.Option(min=1, help="With an LLM endpoint: users (seeded sample) the LLM rows are computed on; LLM calls cost money.")] = LLM_USERS,
-) -> None:
-    """Evaluate popularity, ALS (original and default settings) and the rankers (LLM ones with an endpoint) on a holdout of likes."""
-    import os
-
-    from rich.console import Console
-
-    from tasks.errors import RecsError
-
-    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-    settings = Settings(data=data, catalog=catalog)
-    try:
-        if split not in SPLITS:
-            raise InputError(f"unknown split {split!r}: expected one of {', '.join(SPLITS)}")
-        metrics = evaluate_dataset(data, settings, sample_users=sample_users, seed=seed, split=split, llm_users=llm_users)
-    except RecsError as error:
-        Console(stderr=True, soft_wrap=True).print(f"[red]error:[/] {error}")
-        raise typer.Exit(2) from None
-    users = metrics["users"][0]
-    split_name = "" if split == "random" else f" ({split} split)"
-    title = f"{data or 'built-in dataset'}{split_name}: {'sample of ' if sample_users else ''}{users} test users"
-    Console().print(render_table(metrics, title))
-    if json_file is not None:
-        write_json(metrics, json_file, protocol(data, settings, sample_users, seed, split, llm_users))
-    if plot is not None:
-        write_plot(metrics, plot, title)

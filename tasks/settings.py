@@ -11,6 +11,7 @@ from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 RankerName = Literal["als", "llm"]
+SplitName = Literal["random", "ua", "ub"]  # evaluation holdouts: the original 90/10, MovieLens fixed splits
 
 
 class Settings(BaseSettings):

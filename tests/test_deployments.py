@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -65,7 +66,7 @@ def prefect_cli(env: dict[str, str], *args: str) -> str:
     return done.stdout
 
 
-def test_manual_deployment_run_from_the_ui_form_publishes_and_leaves_artifacts(prefect_api, tmp_path):
+def test_deployments_run_from_the_ui_form_publish_and_leave_artifacts(prefect_api, tmp_path):
     api, env = prefect_api
     prefect_cli(env, "work-pool", "create", "recs-process", "--type", "process")
     prefect_cli(env, "--no-prompt", "deploy", "--all", "--prefect-file", "deployments.yaml")
@@ -79,13 +80,24 @@ def test_manual_deployment_run_from_the_ui_form_publishes_and_leaves_artifacts(p
         run = client.create_flow_run_from_deployment(
             manual.id, parameters={"params": {"run_date": "2026-11-20", "home": str(tmp_path)}}
         )
+        evaluation = client.read_deployment_by_name("evaluate-recs/on-demand")
+        eval_form = evaluation.parameter_openapi_schema["definitions"]["EvalParameters"]["properties"]
+        assert eval_form["split"]["enum"] == ["random", "ua", "ub"] and eval_form["sample_users"]["type"] == "integer"
+        eval_run = client.create_flow_run_from_deployment(
+            evaluation.id, parameters={"params": {"json_file": str(tmp_path / "eval.json")}}
+        )
 
     worker_env = env | {f"RECS_{k.upper()}": str(v) for k, v in SMALL.items()}
     prefect_cli(worker_env, "worker", "start", "--pool", "recs-process", "--run-once")
 
     with temporary_settings({PREFECT_API_URL: api}), get_client(sync_client=True) as client:
-        finished = client.read_flow_run(run.id)
+        finished, eval_finished = client.read_flow_run(run.id), client.read_flow_run(eval_run.id)
         artifacts = {a.key for a in client.read_artifacts() if a.flow_run_id == run.id}
+        eval_artifacts = {a.key for a in client.read_artifacts() if a.flow_run_id == eval_run.id}
     assert finished.state.is_completed(), finished.state
+    assert eval_finished.state.is_completed(), eval_finished.state
+    assert eval_artifacts == {"recs-evaluation"}
+    methods = {row["method"] for row in json.loads((tmp_path / "eval.json").read_text())["rows"] if row["value"] is not None}
+    assert {"popularity", "als (defaults)"} <= methods
     assert (partition_dir(tmp_path / "recommendations", date(2026, 11, 20)) / "data.parquet").exists()
     assert {"recs-2026-11-20-summary", "recs-2026-11-20-model", "recs-2026-11-20-sample"} <= artifacts
