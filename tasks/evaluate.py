@@ -314,7 +314,8 @@ def evaluate_dataset(
 
 
 def render_table(metrics: pl.DataFrame, title: str = "Holdout evaluation"):
-    """A rich table: one row per method x metric, one column per K (value, and [CI] when sampled)."""
+    """A rich table: one row per method x metric, one column per K (value, and [CI] when sampled);
+    methods without values (not run, with the reason) in the caption."""
     from rich.table import Table
 
     sampled = "ci_low" in metrics.columns
@@ -324,6 +325,7 @@ def render_table(metrics: pl.DataFrame, title: str = "Holdout evaluation"):
     for k in CUTOFFS:
         table.add_column(f"@{k}", justify="right")
     main_users = metrics["users"][0] if "users" in metrics.columns and metrics.height else None
+    not_run: list[str] = []
     for method in METHODS:
         rows_of = metrics.filter(method=method)
         if rows_of.is_empty():
@@ -336,7 +338,7 @@ def render_table(metrics: pl.DataFrame, title: str = "Holdout evaluation"):
                 continue
             if cells["value"].null_count() == len(cells):
                 if metric == METRICS[0]:
-                    table.add_row(label, "all", *([f"[dim]{cells['status'][0]}[/]"] + [""] * (len(CUTOFFS) - 1)))
+                    not_run.append(f"{label}: {cells['status'][0]}")
                 continue
             texts = []
             for row in cells.iter_rows(named=True):
@@ -348,7 +350,9 @@ def render_table(metrics: pl.DataFrame, title: str = "Holdout evaluation"):
         status = rows_of["status"][0]
         if rows_of["value"].null_count() < rows_of.height and status != "ok":
             table.add_row(label, "note", f"[dim]{status}[/]", *[""] * (len(CUTOFFS) - 1))
-        table.add_section()
+        if not rows_of["value"].is_null().all():
+            table.add_section()
+    table.caption = "\n".join(not_run) or None
     return table
 
 
