@@ -20,8 +20,8 @@ Stages (same order, same data, same ALS settings: tasks/settings.py defaults):
 
 Every stage of each side runs in its own child process (no Prefect: the project's plain functions),
 state passed through the side's DuckDB file and model files. Seconds are the stage's work inside the
-child (imports excluded); peak memory is that child's peak RSS from os.wait4 (what the kernel
-counted, numpy and DuckDB included), next to the RSS of a child that only imports the side's modules.
+child (imports excluded); peak memory is that child's peak RSS (VmHWM, what the kernel counted,
+numpy and DuckDB included), next to the peak of a child that only imports the side's modules.
 Generated datasets (tasks.generate) are written once under --data-dir (not timed) and reused.
 """
 
@@ -206,9 +206,15 @@ def baseline_stage(stage: str, home: Path, source: dict) -> dict:
     return {"seconds": seconds, "info": info}
 
 
+def peak_rss_mib() -> float:
+    """This process's peak resident set (VmHWM): counted from exec, so a large parent never inflates it."""
+    status = Path("/proc/self/status").read_text()
+    return int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM:"))) / 1024
+
+
 def worker(side: str, stage: str, home: Path, source: dict) -> None:
     run = project_stage if side == "project" else baseline_stage
-    print(json.dumps(run(stage, home, source)))
+    print(json.dumps(run(stage, home, source) | {"peak_mib": peak_rss_mib()}))
 
 
 # ---------------------------------------------------------------- the parent: datasets, children, table
@@ -219,17 +225,11 @@ def child(side: str, stage: str, home: Path, source: dict) -> dict:
     cmd = [sys.executable, __file__, "--worker", side, "--stage", stage, "--home", str(home), "--source", json.dumps(source)]
     env = os.environ | {"OPENBLAS_NUM_THREADS": "1", "PYTHONPATH": str(ROOT), "DO_NOT_TRACK": "1"}
     started = time.perf_counter()
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        process = subprocess.Popen(cmd, stdout=out, stderr=err, env=env, cwd=ROOT)
-        _, status, usage = os.wait4(process.pid, 0)
-        process.returncode = os.waitstatus_to_exitcode(status)
-        wall = time.perf_counter() - started
-        out.seek(0)
-        err.seek(0)
-        if process.returncode != 0:
-            raise RuntimeError(f"{side} {stage} failed ({process.returncode}):\n{err.read().decode()[-3000:]}")
-        result = json.loads(out.read().decode().strip().splitlines()[-1])
-    return result | {"wall": wall, "peak_mib": usage.ru_maxrss / 1024}
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT)
+    wall = time.perf_counter() - started
+    if done.returncode != 0:
+        raise RuntimeError(f"{side} {stage} failed ({done.returncode}):\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1]) | {"wall": wall}
 
 
 def prepare(name: str, data_dir: Path) -> dict | None:
