@@ -69,19 +69,22 @@ def fence(data: dict[str, Any]) -> str:
     return json.dumps(data, ensure_ascii=False, separators=(",", ":")).replace("<", "\\u003c").replace(">", "\\u003e")
 
 
-def ranking_schema(n_candidates: int, max_chars: int, max_evidence: int) -> dict[str, Any]:
+def ranking_schema(candidate_ids: list[str], liked_ids: list[str], max_chars: int, max_evidence: int) -> dict[str, Any]:
+    """The answer's JSON schema. Ids are enums of the ids in the prompt, so a server that decodes
+    under the schema (llama.cpp's grammar, OpenAI strict mode) cannot invent or misspell one."""
+    evidence = {"type": "string", "enum": liked_ids} if liked_ids else {"type": "string"}
     item = {
         "type": "object",
         "properties": {
-            "id": {"type": "string"},
+            "id": {"type": "string", "enum": candidate_ids},
             "like": {"type": "boolean"},
             "explanation": {"type": "string", "maxLength": max_chars},
-            "evidence": {"type": "array", "items": {"type": "string"}, "maxItems": max_evidence},
+            "evidence": {"type": "array", "items": evidence, "maxItems": max_evidence if liked_ids else 0},
         },
         "required": ["id", "like", "explanation", "evidence"],
         "additionalProperties": False,
     }
-    ranking = {"type": "array", "items": item, "maxItems": n_candidates}
+    ranking = {"type": "array", "items": item, "maxItems": len(candidate_ids)}
     return {"type": "object", "properties": {"ranking": ranking}, "required": ["ranking"], "additionalProperties": False}
 
 
@@ -229,7 +232,7 @@ class LlmRanker:
         s = self.settings
         out = []
         for chunk in self._chunks(context):
-            schema = ranking_schema(len(chunk), s.llm_explanation_chars, s.evidence_items)
+            schema = ranking_schema([context.cid(i) for i in chunk], list(context.liked), s.llm_explanation_chars, s.evidence_items)
             max_tokens = 64 + -(-len(chunk) * (s.llm_explanation_chars + 60 + 8 * s.evidence_items) // 4)
             out.append((chunk, self._messages(context, chunk), schema, max_tokens))
         return out

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import logging
 import shutil
 import statistics
@@ -107,6 +109,16 @@ def assert_valid(ranked: pl.DataFrame, candidates: pl.DataFrame, settings: Setti
     assert evidence.join(liked, left_on=["user_id", "evidence_item_ids"], right_on=["user_id", "item_id"], how="anti").is_empty()
 
 
+def assert_ids_constrained_to_the_prompt(body: dict) -> None:
+    """The schema's id enums are exactly the prompt's candidate and liked ids (grammar-constrained servers
+    then cannot answer with an unknown id: SmolLM2-135M on llama.cpp did until they were)."""
+    content = body["messages"][-1]["content"]
+    data = json.loads(content[content.index("<data>") + len("<data>") : content.index("</data>")])
+    item = body["response_format"]["json_schema"]["schema"]["properties"]["ranking"]["items"]["properties"]
+    assert item["id"]["enum"] == [c["id"] for c in data["candidates"]]
+    assert item["evidence"]["items"]["enum"] == [h["id"] for h in data["liked"]]
+
+
 def test_correct_answers_rank_every_user_and_a_rerun_pays_nothing(home):
     with OpenAICompatibleServer() as server:
         settings = llm_settings(home, server)
@@ -119,6 +131,7 @@ def test_correct_answers_rank_every_user_and_a_rerun_pays_nothing(home):
         first = server.chat_requests()[0].body
         assert first["response_format"]["type"] == "json_schema" and first["max_tokens"] > 0
         assert "<data>{" in first["messages"][-1]["content"]
+        assert_ids_constrained_to_the_prompt(first)
         # the server's brain likes its first half (reversed input), citing h1 -> liked-first order, titles not ids
         assert ranked["explanation"][0].startswith("Because you liked ")
 
