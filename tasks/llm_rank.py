@@ -6,8 +6,9 @@ the ALS evidence first, then the most recent; disliked: strongest first; a genre
 the candidates, all referred to by short ids (h1.., c1..) and fenced as JSON data inside
 <data>…</data> with `<` escaped. The answer is validated with pydantic and repaired: unknown ids
 dropped (counted), duplicates removed, missing candidates appended in ALS order, citations
-outside the liked history stripped, empty/overlong/ungrounded explanations replaced by the
-grounded ALS explanation. An unusable answer gets one repair retry; after that (or when the
+outside the liked history stripped, empty/overlong/ungrounded explanations (citing an unknown
+id, or naming none of the liked items given as evidence) replaced by the grounded ALS
+explanation. An unusable answer gets one repair retry; after that (or when the
 call fails) the user gets the ALS order with ranker='als_fallback' and the reason.
 
 Final order: liked before disliked, then a blend of the LLM position and the normalised ALS
@@ -388,9 +389,10 @@ class LlmRanker:
                 duplicates += 1
                 continue
             seen.add(index)
-            evidence = [context.liked[h]["item_id"] for h in dict.fromkeys(item.evidence) if h in context.liked]
-            stats.stripped_citations += len(item.evidence) - len(evidence)
-            ordered.append((index, item.like, self._explanation(context, item.explanation), evidence[: self.settings.evidence_items]))
+            cited = [h for h in dict.fromkeys(item.evidence) if h in context.liked][: self.settings.evidence_items]
+            stats.stripped_citations += len(item.evidence) - len(cited)
+            explanation = self._explanation(context, item.explanation, cited)
+            ordered.append((index, item.like, explanation, [context.liked[h]["item_id"] for h in cited]))
         stats.hallucinated_ids += hallucinated
         if not ordered:
             raise Unusable("no known candidate id" if items else "empty ranking")
@@ -400,14 +402,18 @@ class LlmRanker:
         ordered += [(i, False, None, []) for i in missing]
         return ordered
 
-    def _explanation(self, context: UserContext, text: str) -> str | None:
-        """The explanation with short ids replaced by titles; None when empty, overlong or citing unknown ids."""
+    def _explanation(self, context: UserContext, text: str, cited: list[str]) -> str | None:
+        """The explanation with short ids replaced by titles; None (the grounded ALS one is used) when it
+        is empty, overlong, cites an unknown id, or names none of the liked items it cites as evidence."""
         text = " ".join(text.split())
         if not text or len(text) > self.settings.llm_explanation_chars:
             return None
         titles = {h: e["title"] for h, e in {**context.liked, **context.disliked}.items()}
         titles.update({context.cid(i): c["title"] for i, c in enumerate(context.candidates)})
-        if any(match.group(1) not in titles for match in ID_TOKEN.finditer(text)):
+        named = {match.group(1) for match in ID_TOKEN.finditer(text)}
+        if not named <= titles.keys():
+            return None
+        if not any(h in named or titles[h].casefold() in text.casefold() for h in cited):
             return None
 
         out, at = [], 0

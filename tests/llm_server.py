@@ -305,6 +305,19 @@ def overlong_explanation(chars: int = 2000) -> Behaviour:
     return _ranking_behaviour("overlong_explanation", pad)
 
 
+INVENTED_REASON = "A classic tale of love and betrayal that critics adore."
+
+
+def ungrounded_explanation() -> Behaviour:
+    """Invented reasons: the first entry names none of the evidence it cites, the second cites none."""
+    def invent(ranking: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        edited = [{**entry, "explanation": INVENTED_REASON} for entry in ranking[:2]]
+        if len(edited) > 1:
+            edited[1]["evidence"] = []
+        return [*edited, *ranking[2:]]
+    return _ranking_behaviour("ungrounded_explanation", invent)
+
+
 REFUSAL_TEXT = "I'm sorry, I can't help with that."
 
 

@@ -28,6 +28,8 @@ from llm_server import (
     refusal,
     server_error,
     slow,
+    ungrounded_explanation,
+    INVENTED_REASON,
 )
 from tasks import db
 from tasks.candidates import candidates as candidates_task
@@ -181,6 +183,22 @@ def test_every_user_gets_k_valid_rows_under_bad_answers(home, name, behaviour, c
         assert users["rate_limited"] == 3 and users["retries"] >= 3
     if name in ("server_error", "slow"):
         assert users["retries"] >= 3 and users["failed_attempts"] == 3
+
+
+def test_an_explanation_that_names_none_of_its_evidence_is_replaced_by_the_grounded_one(home):
+    with OpenAICompatibleServer() as server:
+        settings = llm_settings(home, server)
+        server.script(*(ungrounded_explanation() for _ in range(8)))
+        candidates = batch(settings, users=8)
+        ranked = LlmRanker(settings).rank(candidates, K)
+
+    assert_valid(ranked, candidates, settings)
+    assert (ranked["ranker"] == "llm").all()
+    assert not ranked["explanation"].str.contains(INVENTED_REASON, literal=True).any()
+    assert table(settings, "llm/summary").row(0, named=True)["explanation_fallbacks"] >= 16, "two per user at least"
+    als = AlsRanker().rank(candidates, K).select("user_id", "item_id", als_explanation="explanation", als_evidence="evidence_item_ids")
+    replaced = ranked.join(als, on=["user_id", "item_id"]).filter(pl.col("explanation") == pl.col("als_explanation"))
+    assert (replaced["evidence_item_ids"] == replaced["als_evidence"]).all(), "the grounded text comes with its own evidence"
 
 
 def test_unusable_twice_falls_back_to_als_with_the_reason(home):
