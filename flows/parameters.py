@@ -46,7 +46,7 @@ class RunParameters(BaseModel):
 
 
 class EvalParameters(BaseModel):
-    """One offline evaluation (`recs eval`, or the `evaluate` deployment); empty fields use the defaults."""
+    """One offline evaluation (`recs eval`, or the `evaluate-recs/on-demand` deployment); empty fields use the defaults."""
 
     data: OptionalPath = Field(None, description="MovieLens dir/file or interactions CSV/Parquet. Empty: built-in dataset.")
     catalog: OptionalPath = Field(None, description="Catalogue CSV (item_id,title,genres) for a generic interactions file.")

@@ -389,8 +389,9 @@ class LlmRanker:
                 duplicates += 1
                 continue
             seen.add(index)
-            cited = [h for h in dict.fromkeys(item.evidence) if h in context.liked][: self.settings.evidence_items]
+            cited = [h for h in dict.fromkeys(item.evidence) if h in context.liked]
             stats.stripped_citations += len(item.evidence) - len(cited)
+            cited = cited[: self.settings.evidence_items]
             explanation = self._explanation(context, item.explanation, cited)
             ordered.append((index, item.like, explanation, [context.liked[h]["item_id"] for h in cited]))
         stats.hallucinated_ids += hallucinated
