@@ -26,17 +26,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
-os.environ.update(
-    PREFECT_HOME=tempfile.mkdtemp(prefix="recs-bench-prefect-"),
-    PREFECT_SERVER_ANALYTICS_ENABLED="false",
-    PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS="180",
-    DO_NOT_TRACK="1",
-    OPENBLAS_NUM_THREADS="1",
-    GX_ANALYTICS_ENABLED="false",
-    PREFECT_LOGGING_LEVEL="WARNING",
-)
-for _name in [n for n in os.environ if n.startswith(("RECS_", "OPENAI_")) or n == "PREFECT_API_URL"]:
-    del os.environ[_name]
+from isolated_env import isolate_environment  # noqa: E402
+
+isolate_environment("recs-bench-prefect-", PREFECT_LOGGING_LEVEL="WARNING")
 
 from prefect import flow  # noqa: E402
 from prefect.testing.utilities import prefect_test_harness  # noqa: E402

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, Field, WithJsonSchema
 
-from tasks.settings import RankerName, Settings, SplitName
+from tasks.settings import EVAL_LLM_USERS, RankerName, Settings, SplitName
 
 
 def optional(schema: dict[str, Any]) -> WithJsonSchema:
@@ -57,7 +57,7 @@ class EvalParameters(BaseModel):
         None, ge=1, description="Average over a seeded sample of test users (the original: 20) with a bootstrap 95% CI. Empty: all."
     )
     seed: int = Field(42, description="Seed of the split, the user sample and the bootstrap.")
-    llm_users: int = Field(100, ge=1, description="With an LLM endpoint: users (seeded sample) the LLM rows are computed on.")
+    llm_users: int = Field(EVAL_LLM_USERS, ge=1, description="With an LLM endpoint: users (seeded sample) the LLM rows are computed on.")
     json_file: OptionalPath = Field(None, description="Also write the metrics (long format) to this JSON file.")
     plot: OptionalPath = Field(None, description="Also write a PNG: each metric against K per method.")
 

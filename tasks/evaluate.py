@@ -56,7 +56,7 @@ from tasks.errors import InputError
 from tasks.ingest import detect_source, ingest_source, resolve_source
 from tasks.metrics import CUTOFFS, hit_matrix, per_user_metrics, ranking_metrics
 from tasks.rank import AlsRanker
-from tasks.settings import Settings, SplitName
+from tasks.settings import EVAL_LLM_USERS, Settings, SplitName
 from tasks.train import (
     Holdout,
     Interactions,
@@ -73,7 +73,6 @@ METRICS = ("precision", "recall", "dcg", "ndcg", "map")
 LLM_METHODS = ("als + llm ranker", "als + llm hybrid")
 LLM_BASELINE = "als (llm subset)"
 METHODS = ("popularity", "als (original 50f)", "als (defaults)", "als + als ranker", LLM_BASELINE, *LLM_METHODS)
-LLM_USERS = 100
 N_CANDIDATES = 30
 SPLITS = get_args(SplitName)
 BOOTSTRAP = 2000
@@ -253,7 +252,7 @@ def evaluate_dataset(
     n_boot: int = BOOTSTRAP,
     interactions: Interactions | None = None,
     split: SplitName = "random",
-    llm_users: int | None = LLM_USERS,
+    llm_users: int | None = EVAL_LLM_USERS,
 ) -> pl.DataFrame:
     """Long frame method, metric, k, value, status, users (+ ci_low, ci_high when users were sampled).
 
@@ -392,7 +391,7 @@ def write_plot(metrics: pl.DataFrame, path: Path, title: str = "") -> None:
 
 
 def protocol(data: Path | None, settings: Settings, sample_users: int | None, seed: int, split: SplitName = "random",
-             llm_users: int | None = LLM_USERS) -> dict:
+             llm_users: int | None = EVAL_LLM_USERS) -> dict:
     fixed = split != "random"
     llm = ({"endpoint": "configured", "model": settings.llm_model, "prompt_version": settings.llm_prompt_version,
             "users": f"seeded sample of at most {llm_users} evaluated users" if llm_users else "all evaluated users",

@@ -12,6 +12,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 RankerName = Literal["als", "llm"]
 SplitName = Literal["random", "ua", "ub"]  # evaluation holdouts: the original 90/10, MovieLens fixed splits
+EVAL_LLM_USERS = 100  # users the evaluation's LLM rows are computed on by default (LLM calls cost money)
 
 
 class Settings(BaseSettings):

@@ -2,22 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from datetime import date
 from pathlib import Path
 
-_PREFECT_HOME = tempfile.mkdtemp(prefix="recs-prefect-")
-os.environ.update(
-    PREFECT_HOME=_PREFECT_HOME,
-    PREFECT_SERVER_ANALYTICS_ENABLED="false",
-    PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS="180",
-    DO_NOT_TRACK="1",
-    OPENBLAS_NUM_THREADS="1",
-    GX_ANALYTICS_ENABLED="false",
-)
-for _name in [name for name in os.environ if name.startswith(("RECS_", "OPENAI_")) or name == "PREFECT_API_URL"]:
-    del os.environ[_name]
+from isolated_env import isolate_environment
+
+isolate_environment("recs-prefect-")
 
 import pytest  # noqa: E402
 
