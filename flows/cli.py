@@ -2,19 +2,27 @@
 
 from __future__ import annotations
 
-import gc
+import atexit
 import logging
-from datetime import datetime
+import os
+import signal
+import sys
+from datetime import date
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, NoReturn, Optional
 
 import typer
 from rich.console import Console
 
 from flows.parameters import EvalParameters, RunParameters
-from tasks.settings import SplitName
+from tasks.settings import RankerName, Settings, SplitName
 
-app = typer.Typer(help="explained-recs: nightly ALS + LLM recommendations with grounded explanations.", no_args_is_help=True)
+app = typer.Typer(
+    help="explained-recs: nightly ALS + LLM recommendations with grounded explanations.",
+    no_args_is_help=True,
+    rich_markup_mode=None,  # usage errors as plain lines, not boxes
+    pretty_exceptions_enable=False,
+)
 console = Console(stderr=True, soft_wrap=True)
 EVAL_DEFAULTS = EvalParameters()
 
@@ -46,9 +54,10 @@ def run(
     data: Annotated[Optional[Path], typer.Option(help="MovieLens dir/file or interactions CSV/Parquet (default: built-in dataset).")] = None,
     catalog: Annotated[Optional[Path], typer.Option(help="Catalogue CSV for a generic interactions file.")] = None,
     home: Annotated[Optional[Path], typer.Option(help="Data home (env RECS_HOME, default ./data).")] = None,
-    run_date: Annotated[Optional[datetime], typer.Option(formats=["%Y-%m-%d"], help="Night to compute (default today).")] = None,
-    ranker: Annotated[Optional[str], typer.Option(help="als | llm")] = None,
-    k: Annotated[Optional[int], typer.Option(help="Recommendations per user.")] = None,
+    run_date: Annotated[Optional[str], typer.Option(help="Night to compute, YYYY-MM-DD (default today).")] = None,
+    ranker: Annotated[Optional[RankerName], typer.Option(help="Ranking backend.")] = None,
+    k: Annotated[Optional[int], typer.Option(help="Recommendations per user (at most --n-candidates).")] = None,
+    n_candidates: Annotated[Optional[int], typer.Option(help="ALS candidates per user handed to the ranker.")] = None,
     llm_model: Annotated[Optional[str], typer.Option(help="Chat model of the llm ranker (env RECS_LLM_MODEL).")] = None,
     llm_rpm: Annotated[Optional[int], typer.Option(help="LLM requests per minute at most (env RECS_LLM_RPM).")] = None,
     llm_tpm: Annotated[Optional[int], typer.Option(help="LLM tokens per minute at most (env RECS_LLM_TPM).")] = None,
@@ -56,29 +65,89 @@ def run(
     llm_max_users: Annotated[Optional[int], typer.Option(help="Uncached users sent to the LLM per run at most, most changed first (env RECS_LLM_MAX_USERS).")] = None,
 ) -> None:
     """Run the nightly flow once: ingest, train, candidates, rank, publish."""
-    from flows.nightly import nightly_for
-
-    _filter_prefect_handlers()
+    from tasks.errors import RecsError
 
     try:
-        params = RunParameters(
-            data=data, catalog=catalog, home=home, run_date=run_date.date() if run_date else None, ranker=ranker, k=k,
-            llm_model=llm_model, llm_rpm=llm_rpm, llm_tpm=llm_tpm, llm_concurrency=llm_concurrency,
-            llm_max_users=llm_max_users,
+        params = RunParameters.checked(
+            data=data, catalog=catalog, home=home, run_date=parse_date(run_date), ranker=ranker, k=k,
+            n_candidates=n_candidates, llm_model=llm_model, llm_rpm=llm_rpm, llm_tpm=llm_tpm,
+            llm_concurrency=llm_concurrency, llm_max_users=llm_max_users,
         )
+        settings = params.settings()
+        check_before_start(settings)
+    except RecsError as error:
+        fail(error, 2)
+    finish(run_flow(params, settings))
+
+
+def parse_date(text: str | None) -> date | None:
+    """`--run-date` as a date, with the reason when it is not one."""
+    from tasks.errors import SettingsError
+
+    if text is None:
+        return None
+    try:
+        return date.fromisoformat(text)
     except ValueError as error:
-        console.print(f"[red]error:[/] {error}")
-        raise typer.Exit(2) from None
-    state = nightly_for(params.settings())(params, return_state=True)
-    outcome = state.result(raise_on_failure=False)
-    del state
+        raise SettingsError(f"--run-date {text!r} is not a date (YYYY-MM-DD): {error}") from None
+
+
+def check_before_start(settings: Settings) -> None:
+    """What can be known wrong before Prefect starts: a source that is not there, a home that cannot be written."""
+    from tasks.home import exclusive
+    from tasks.ingest import detect_source
+
+    if settings.data is not None:
+        detect_source(settings.data, settings.catalog)
+    with exclusive(settings):  # writable and not in use (the flow takes the lock for real)
+        pass
+
+
+def run_flow(params: RunParameters, settings: Settings) -> dict[str, Any] | BaseException:
+    """Run the nightly flow in this process: its summary, or the error (a signal's stop included)."""
+    from flows.lifeline import start_local_prefect
+    from flows.nightly import nightly_for
+    from tasks import stop
+
+    _filter_prefect_handlers()
+    try:
+        with stop.on_signals():
+            start_local_prefect()
+            state = nightly_for(settings)(params, return_state=True)
+            return state.result(raise_on_failure=False)
+    except (stop.Stopped, KeyboardInterrupt) as error:
+        return error if isinstance(error, stop.Stopped) else stop.Stopped("stopped by SIGINT")
+
+
+def finish(outcome: dict[str, Any] | BaseException) -> NoReturn:
+    """Print the run's one closing line and exit: 0 published, 1 failed, 128+signal when stopped."""
+    from tasks import stop
+
     if isinstance(outcome, BaseException):
-        console.print(f"[red]run failed:[/] {outcome}")
-        del outcome
-        gc.collect()  # release DuckDB handles held by the traceback before the interpreter exits
-        raise typer.Exit(1)
-    summary = outcome
-    console.print(f"[green]published[/] {summary['rows']} rows for {summary['users']} users to {summary['published']}")
+        if stop.requested():
+            fail(outcome, 128 + signal.Signals[stop.reason() or "SIGTERM"], "stopped")
+        fail(outcome, 1, "run failed")
+    console.print(f"[green]published[/] {outcome['rows']} rows for {outcome['users']} users to {outcome['published']}")
+    exit_now(0)
+
+
+def fail(error: BaseException, code: int, label: str = "error") -> NoReturn:
+    from tasks.errors import describe
+
+    console.print(f"[red]{label}:[/] {describe(error)}")
+    exit_now(code)
+
+
+def exit_now(code: int) -> NoReturn:
+    """Exit after the exit handlers (the local Prefect server stops) but before interpreter teardown,
+    where extension modules print leak reports about objects a traceback still held."""
+    from flows.lifeline import stop_local_prefect
+
+    atexit._run_exitfuncs()  # Prefect's log handler flushes to the server here ...
+    stop_local_prefect()  # ... so the server stops after it
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 @app.command()
@@ -88,7 +157,11 @@ def serve(
 ) -> None:
     """Serve the nightly flow from this process on a schedule (needs a Prefect server: PREFECT_API_URL)."""
     from prefect.schedules import Cron
+    from prefect.settings import get_current_settings
 
+    if not get_current_settings().api.url:
+        console.print("[red]error:[/] recs serve needs a Prefect server: run `prefect server start` and set PREFECT_API_URL (e.g. http://127.0.0.1:4200/api)")
+        raise typer.Exit(2)
     from flows.nightly import nightly
 
     nightly.serve(name="nightly-serve", schedules=[Cron(cron, timezone=timezone)])
@@ -111,17 +184,12 @@ def evaluate(
     from tasks.evaluate import render_table
 
     try:
-        params = EvalParameters(
+        params = EvalParameters.checked(
             data=data, catalog=catalog, json_file=json_file, plot=plot, sample_users=sample_users, seed=seed, split=split, llm_users=llm_users
         )
-    except ValueError as error:
-        console.print(f"[red]error:[/] {error}")
-        raise typer.Exit(2) from None
-    try:
         metrics, title = run_evaluation(params)
     except RecsError as error:
-        console.print(f"[red]error:[/] {error}")
-        raise typer.Exit(2) from None
+        fail(error, 2)
     Console().print(render_table(metrics, title))
 
 

@@ -13,7 +13,9 @@ from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 from flows.artifacts import publish_run_artifacts
 from flows.parameters import RunParameters
 from tasks.candidates import candidates
+from tasks import stop
 from tasks.errors import StageFailed
+from tasks.home import check_home, exclusive
 from tasks.ingest import ingest
 from tasks.publish import Published, publish
 from tasks.rank import pending_batches, rank_batch
@@ -41,31 +43,32 @@ def nightly(params: RunParameters = RunParameters()) -> dict[str, Any]:
     """Retrain on everything ingested, recommend K items per user, explain each, publish to Parquet."""
     settings = params.settings()
     timings: dict[str, float] = {}
+    with stop.on_signals(), exclusive(settings):
+        timed("check home", timings, lambda: check_home(settings))
+        ingested = timed("ingest", timings, lambda: ingest(settings))
+        input_checks = timed("check inputs", timings, lambda: validate_inputs(settings))
+        trained = timed("train", timings, lambda: train(settings))
+        candidate_counts = timed("candidates", timings, lambda: candidates(settings, trained.serving_version))
+        ranked = timed("rank", timings, lambda: rank_all(settings))
+        output_checks = timed("check outputs", timings, lambda: validate_outputs(settings))
+        published: Published = timed("publish", timings, lambda: publish(settings))
 
-    ingested = timed("ingest", timings, lambda: ingest(settings))
-    input_checks = timed("check inputs", timings, lambda: validate_inputs(settings))
-    trained = timed("train", timings, lambda: train(settings))
-    candidate_counts = timed("candidates", timings, lambda: candidates(settings, trained.serving_version))
-    ranked = timed("rank", timings, lambda: rank_all(settings))
-    output_checks = timed("check outputs", timings, lambda: validate_outputs(settings))
-    published: Published = timed("publish", timings, lambda: publish(settings))
-
-    summary = {
-        "run_date": settings.run_date.isoformat(),
-        "ingested": ingested,
-        "input_checks": input_checks,
-        "model": trained.decision,
-        "trained_version": trained.model_version,
-        "serving_version": trained.serving_version,
-        "candidates": candidate_counts,
-        "ranked": ranked,
-        "output_checks": output_checks,
-        "published": str(published.path),
-        "users": published.users,
-        "rows": published.rows,
-        "seconds": timings,
-    }
-    publish_run_artifacts(settings, summary)
+        summary = {
+            "run_date": settings.run_date.isoformat(),
+            "ingested": ingested,
+            "input_checks": input_checks,
+            "model": trained.decision,
+            "trained_version": trained.model_version,
+            "serving_version": trained.serving_version,
+            "candidates": candidate_counts,
+            "ranked": ranked,
+            "output_checks": output_checks,
+            "published": str(published.path),
+            "users": published.users,
+            "rows": published.rows,
+            "seconds": timings,
+        }
+        publish_run_artifacts(settings, summary)
     return summary
 
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from datetime import date
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Self
 
-from pydantic import BaseModel, Field, WithJsonSchema
+from pydantic import BaseModel, Field, ValidationError, WithJsonSchema
 
+from tasks.errors import SettingsError, one_line
 from tasks.settings import EVAL_LLM_USERS, RankerName, Settings, SplitName
 
 
@@ -23,7 +24,28 @@ OptionalCount = Annotated[int | None, optional({"type": "integer", "minimum": 1}
 OptionalRanker = Annotated[RankerName | None, optional({"type": "string", "enum": ["als", "llm"]})]
 
 
-class RunParameters(BaseModel):
+class Checked(BaseModel):
+    """Parameters whose invalid values become one SettingsError line (flags, UI form and RECS_* env alike)."""
+
+    @classmethod
+    def checked(cls, **values: Any) -> Self:
+        try:
+            return cls(**values)
+        except ValidationError as error:
+            raise SettingsError(one_line(error)) from None
+
+    def settings(self) -> Settings:
+        try:
+            return Settings(**self.settings_values())
+        except ValidationError as error:
+            raise SettingsError(one_line(error)) from None
+
+    def settings_values(self) -> dict[str, Any]:
+        """The fields that override the worker's settings."""
+        return self.model_dump(exclude_none=True)
+
+
+class RunParameters(Checked):
     """What a person may choose for one run; anything left empty uses the worker's settings (RECS_* env)."""
 
     run_date: OptionalDate = Field(None, description="Night to compute (partition key). Empty: today.")
@@ -41,11 +63,8 @@ class RunParameters(BaseModel):
         None, ge=1, description="Uncached users sent to the LLM per run at most (most changed first; the rest keep ALS order)."
     )
 
-    def settings(self) -> Settings:
-        return Settings(**self.model_dump(exclude_none=True))
 
-
-class EvalParameters(BaseModel):
+class EvalParameters(Checked):
     """One offline evaluation (`recs eval`, or the `evaluate-recs/on-demand` deployment); empty fields use the defaults."""
 
     data: OptionalPath = Field(None, description="MovieLens dir/file or interactions CSV/Parquet. Empty: built-in dataset.")
@@ -61,5 +80,5 @@ class EvalParameters(BaseModel):
     json_file: OptionalPath = Field(None, description="Also write the metrics (long format) to this JSON file.")
     plot: OptionalPath = Field(None, description="Also write a PNG: each metric against K per method.")
 
-    def settings(self) -> Settings:
-        return Settings(data=self.data, catalog=self.catalog)
+    def settings_values(self) -> dict[str, Any]:
+        return self.model_dump(include={"data", "catalog"}, exclude_none=True)

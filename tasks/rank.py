@@ -77,9 +77,10 @@ def make_ranker(settings: Settings) -> Ranker:
 
 
 def pending_batches(settings: Settings) -> list[list[int]]:
-    """Users of this run_date not ranked yet, in batches (a resumed run skips finished batches)."""
+    """Users of this run_date not ranked yet as this run would rank them, in batches (a resumed run skips finished batches)."""
+    params = {"run_date": settings.run_date, "batch_size": settings.users_per_batch, "ranker": settings.ranker, "k": settings.k}
     with db.connect(settings.db_path) as con:
-        batches = db.frame(con, "rank/user_batches", {"run_date": settings.run_date, "batch_size": settings.users_per_batch})
+        batches = db.frame(con, "rank/user_batches", params)
     return batches["users"].to_list()
 
 

@@ -3,11 +3,11 @@ parameters all land here."""
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 RankerName = Literal["als", "llm"]
@@ -27,6 +27,9 @@ class Settings(BaseSettings):
     )
     catalog: Path | None = Field(None, description="Catalogue CSV/Parquet for a generic interactions file.")
     run_date: date = Field(default_factory=date.today, description="The night this run is for (partition key).")
+    run_date_max_days_ahead: int = Field(
+        1, ge=0, description="A run_date later than today plus this many days is refused (a typo must not become the latest night)."
+    )
 
     # built-in dataset
     gen_users: int = Field(1_000, ge=10, description="Users in the generated default dataset.")
@@ -93,6 +96,19 @@ class Settings(BaseSettings):
         "auto", description="Requests/min limit: a Prefect global rate limit shared by all workers (auto: when PREFECT_API_URL is set) or in-process."
     )
     llm_limit_name: str = Field("recs-llm-rpm", description="Name of the Prefect global rate limit (created if missing, kept at llm_rpm).")
+
+    @model_validator(mode="after")
+    def _possible(self) -> Settings:
+        """Refuse settings that could only fail after all the work."""
+        if self.k > self.n_candidates:
+            raise ValueError(f"k ({self.k}) is more than n_candidates ({self.n_candidates}): raise n_candidates or lower k")
+        latest = date.today() + timedelta(days=self.run_date_max_days_ahead)
+        if not self.min_timestamp.date() <= self.run_date <= latest:
+            raise ValueError(
+                f"run_date {self.run_date} is outside {self.min_timestamp.date()} .. {latest}"
+                " (min_timestamp .. today + run_date_max_days_ahead)"
+            )
+        return self
 
     @property
     def db_path(self) -> Path:

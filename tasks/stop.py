@@ -4,7 +4,11 @@ next run of the night to resume from."""
 
 from __future__ import annotations
 
+import signal
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import FrameType
 
 from tasks.errors import RecsError
 
@@ -27,6 +31,11 @@ def requested() -> bool:
     return _requested.is_set()
 
 
+def reason() -> str | None:
+    """What asked for the stop (e.g. 'SIGTERM'), if anything did."""
+    return _reason[0] if _reason else None
+
+
 def check() -> None:
     """Raise Stopped if a stop was asked for."""
     if _requested.is_set():
@@ -43,3 +52,30 @@ def reset() -> None:
     """Forget a stop (a new run in the same process, e.g. tests)."""
     _reason.clear()
     _requested.clear()
+
+
+@contextmanager
+def on_signals() -> Iterator[None]:
+    """While inside: SIGTERM and SIGINT first ask every thread to stop, then do what they did before
+    (Prefect's handler marks the run crashed; SIGINT raises KeyboardInterrupt). Main thread only."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {number: signal.getsignal(number) for number in (signal.SIGTERM, signal.SIGINT)}
+
+    def handler(number: int, frame: FrameType | None) -> None:
+        request(signal.Signals(number).name)
+        before = previous[number]
+        if callable(before):
+            before(number, frame)
+        elif before == signal.SIG_DFL:
+            raise Stopped(f"stopped by {signal.Signals(number).name}")
+
+    for number in previous:
+        signal.signal(number, handler)
+    try:
+        yield
+    finally:
+        for number, before in previous.items():
+            if signal.getsignal(number) is handler:
+                signal.signal(number, before)

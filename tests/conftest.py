@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from datetime import date
 from pathlib import Path
 
@@ -14,7 +15,9 @@ import pytest  # noqa: E402
 from tasks.db import connect  # noqa: E402
 from tasks.settings import Settings  # noqa: E402
 
-ML100K = Path(__file__).resolve().parents[2] / "shared" / "data" / "ml-100k"
+# MovieLens 100k is never in this repository (its licence forbids redistribution): ML100K_DIR points at
+# a copy, else the shared one beside the checkout.
+ML100K = Path(os.environ.get("ML100K_DIR") or Path(__file__).resolve().parents[2] / "shared" / "data" / "ml-100k")
 RUN_DATE = date(2026, 11, 23)
 SMALL = {"gen_users": 150, "gen_items": 300, "gen_ratings": 9_000}
 
@@ -34,7 +37,7 @@ def con(settings: Settings):
 @pytest.fixture
 def ml100k() -> Path:
     if not (ML100K / "u.data").exists():
-        pytest.skip(f"MovieLens 100k not found at {ML100K} (it may not be redistributed, so it is not in the repo)")
+        pytest.skip(f"MovieLens 100k not found at {ML100K} (not redistributable, so not in the repo; set ML100K_DIR to a copy)")
     return ML100K
 
 

@@ -3,13 +3,16 @@ BLAS thread, and none of the user's RECS_* / OPENAI_* / PREFECT_API_URL settings
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 
 
 def isolate_environment(prefix: str, **extra: str) -> str:
-    """Set the isolated environment (plus `extra` variables); return the new PREFECT_HOME."""
+    """Set the isolated environment (plus `extra` variables); return the new PREFECT_HOME (removed at exit)."""
     home = tempfile.mkdtemp(prefix=prefix)
+    atexit.register(shutil.rmtree, home, ignore_errors=True)
     os.environ.update(
         PREFECT_HOME=home,
         PREFECT_SERVER_ANALYTICS_ENABLED="false",

@@ -1,0 +1,84 @@
+"""`recs` as a person meets it when something is wrong: one line naming the cause, before any work starts."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tasks.home import exclusive
+from tasks.settings import Settings
+
+REPO = Path(__file__).resolve().parents[1]
+RECS = [sys.executable, "-m", "flows.cli"]
+
+
+def recs(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([*RECS, *args], cwd=cwd, env={**os.environ, **(env or {})}, capture_output=True, text=True, timeout=120)
+
+
+def closing_lines(done: subprocess.CompletedProcess) -> list[str]:
+    return [line for line in (done.stdout + done.stderr).splitlines() if line.strip()]
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "says"),
+    [
+        (["--k", "0"], {}, "k: Input should be greater than or equal to 1"),
+        (["--k", "50"], {}, "k (50) is more than n_candidates (30)"),
+        (["--run-date", "2026-02-30"], {}, "'2026-02-30' is not a date (YYYY-MM-DD): day is out of range for month"),
+        (["--run-date", "9999-12-31"], {}, "run_date 9999-12-31 is outside"),
+        ([], {"RECS_K": "abc"}, "k: Input should be a valid integer"),
+        ([], {"RECS_LLM_BLEND_WEIGHT": "2"}, "llm_blend_weight: Input should be less than or equal to 1"),
+        (["--data", "no/such/dir"], {}, "data source no/such/dir does not exist"),
+    ],
+)
+def test_impossible_settings_fail_in_one_line_before_prefect_starts(tmp_path, args, env, says):
+    done = recs("run", "--home", str(tmp_path / "home"), *args, cwd=tmp_path, env=env)
+
+    assert done.returncode == 2
+    assert closing_lines(done) == [f"error: {closing_lines(done)[0].removeprefix('error: ')}"], "exactly one line"
+    assert says in done.stderr
+    assert "Starting temporary server" not in done.stderr, "nothing started"
+    assert not (tmp_path / "home" / "recs.duckdb").exists()
+
+
+def test_unknown_ranker_is_a_usage_error_and_help_lists_the_choices(tmp_path):
+    done = recs("run", "--ranker", "foo", cwd=tmp_path)
+
+    assert done.returncode == 2
+    assert closing_lines(done)[-1] == "Error: Invalid value for '--ranker': Value error, 'foo' is not one of 'als', 'llm'."
+    assert "pydantic" not in done.stderr and "Traceback" not in done.stderr
+    assert "--ranker <als|llm>" in recs("run", "--help", cwd=tmp_path).stdout
+
+
+def test_a_home_in_use_is_named_with_the_run_that_holds_it(tmp_path):
+    settings = Settings(home=tmp_path / "home")
+    with exclusive(settings):
+        done = recs("run", "--home", str(settings.home), cwd=tmp_path)
+
+    assert done.returncode == 2
+    (line,) = closing_lines(done)
+    assert line.startswith(f"error: home {settings.home} is in use by the run for {settings.run_date} (pid {os.getpid()} on ")
+    assert line.endswith("wait for it or use another --home")
+
+
+def test_a_home_that_cannot_be_written_is_one_line(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+
+    done = recs("run", "--home", str(blocker / "home"), cwd=tmp_path)
+
+    assert done.returncode == 2
+    assert closing_lines(done) == [f"error: home {blocker / 'home'} cannot be written: Not a directory"]
+
+
+def test_serve_without_a_prefect_server_says_what_it_needs(tmp_path):
+    done = recs("serve", cwd=tmp_path)
+
+    assert done.returncode == 2
+    (line,) = closing_lines(done)
+    assert line.startswith("error: recs serve needs a Prefect server") and "PREFECT_API_URL" in line
