@@ -9,11 +9,21 @@ import subprocess
 import sys
 import time
 import urllib.request
-from datetime import date
+from datetime import date, datetime, timezone
+from zoneinfo import ZoneInfo
 from pathlib import Path
 
 import pytest
 from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import (
+    DeploymentFilter,
+    DeploymentFilterId,
+    FlowRunFilter,
+    FlowRunFilterState,
+    FlowRunFilterStateType,
+)
+from prefect.client.schemas.objects import StateType
+from prefect.states import Scheduled
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
 from conftest import SMALL
@@ -48,6 +58,7 @@ def prefect_api(tmp_path_factory):
     api = f"http://127.0.0.1:{port}/api"
     env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
     env["PREFECT_HOME"] = str(tmp_path_factory.mktemp("prefect-server-home"))
+    env["PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS"] = "2"  # the real scheduler service, looping faster
     server = subprocess.Popen(
         [*PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(port)],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -66,7 +77,7 @@ def prefect_cli(env: dict[str, str], *args: str) -> str:
     return done.stdout
 
 
-def test_deployments_run_from_the_ui_form_publish_and_leave_artifacts(prefect_api, tmp_path):
+def test_deployments_run_on_schedule_and_from_the_ui_form_publish_and_leave_artifacts(prefect_api, tmp_path):
     api, env = prefect_api
     prefect_cli(env, "work-pool", "create", "recs-process", "--type", "process")
     prefect_cli(env, "--no-prompt", "deploy", "--all", "--prefect-file", "deployments.yaml")
@@ -87,11 +98,15 @@ def test_deployments_run_from_the_ui_form_publish_and_leave_artifacts(prefect_ap
             evaluation.id, parameters={"params": {"json_file": str(tmp_path / "eval.json")}}
         )
 
-    worker_env = env | {f"RECS_{k.upper()}": str(v) for k, v in SMALL.items()}
+        scheduled = due_now(client, wait_for_scheduled_runs(client, nightly.id))
+
+    nightly_home = tmp_path / "nightly-home"
+    worker_env = env | {f"RECS_{k.upper()}": str(v) for k, v in SMALL.items()} | {"RECS_HOME": str(nightly_home)}
     prefect_cli(worker_env, "worker", "start", "--pool", "recs-process", "--run-once")
 
     with temporary_settings({PREFECT_API_URL: api}), get_client(sync_client=True) as client:
         finished, eval_finished = client.read_flow_run(run.id), client.read_flow_run(eval_run.id)
+        scheduled_finished = client.read_flow_run(scheduled.id)
         artifacts = {a.key for a in client.read_artifacts() if a.flow_run_id == run.id}
         eval_artifacts = {a.key for a in client.read_artifacts() if a.flow_run_id == eval_run.id}
     assert finished.state.is_completed(), finished.state
@@ -101,3 +116,28 @@ def test_deployments_run_from_the_ui_form_publish_and_leave_artifacts(prefect_ap
     assert {"popularity", "als (defaults)"} <= methods
     assert (partition_dir(tmp_path / "recommendations", date(2026, 11, 20)) / "data.parquet").exists()
     assert {"recs-2026-11-20-summary", "recs-2026-11-20-model", "recs-2026-11-20-sample"} <= artifacts
+    assert scheduled_finished.state.is_completed(), scheduled_finished.state
+    assert (partition_dir(nightly_home / "recommendations", date.today()) / "data.parquet").exists()
+
+
+def wait_for_scheduled_runs(client, deployment_id, seconds: float = 90) -> list:
+    """The runs Prefect's scheduler service created for the deployment's cron (it needs sqlalchemy < 2.1)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        runs = client.read_flow_runs(
+            deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment_id])),
+            flow_run_filter=FlowRunFilter(state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.SCHEDULED]))),
+        )
+        if runs:
+            return runs
+        time.sleep(1)
+    raise AssertionError(f"the scheduler created no scheduled run of the nightly deployment within {seconds} s")
+
+
+def due_now(client, runs: list):
+    """The earliest scheduler-created run, moved to now so a worker picks it up (as at 02:00)."""
+    run = min(runs, key=lambda r: r.expected_start_time)
+    assert run.auto_scheduled, "created by the scheduler, not by hand"
+    assert run.expected_start_time.astimezone(ZoneInfo("Europe/Berlin")).hour == 2, "at 02:00 Berlin time"
+    client.set_flow_run_state(run.id, Scheduled(scheduled_time=datetime.now(timezone.utc)), force=True)
+    return run

@@ -1,0 +1,115 @@
+"""Stop means stop: a real signal to a real `recs run` against a real HTTP LLM server."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from conftest import RUN_DATE
+from llm_server import OpenAICompatibleServer, slow
+from tasks.publish import partition_dir
+
+pytestmark = pytest.mark.slow
+KEY = "sk-test-SECRET-stop-2b7d"
+SIZES = {"gen_users": 40, "gen_items": 150, "gen_ratings": 2_500}
+
+
+def recs_run(home: Path, *args: str, **env: str) -> subprocess.Popen:
+    environment = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
+    environment.update({f"RECS_{k.upper()}": str(v) for k, v in SIZES.items()}, **env)
+    command = [sys.executable, "-m", "flows.cli", "run", "--home", str(home), "--run-date", RUN_DATE.isoformat(), *args]
+    return subprocess.Popen(command, env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def descendants(pid: int) -> set[int]:
+    """Every live process below `pid` (read from /proc)."""
+    found, todo = set(), [pid]
+    while todo:
+        parent = todo.pop()
+        for task in Path(f"/proc/{parent}/task").glob("*"):
+            try:
+                children = {int(c) for c in (task / "children").read_text().split()}
+            except OSError:
+                continue
+            todo += children - found
+            found |= children
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def wait_gone(pids: set[int], seconds: float) -> set[int]:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and any(alive(p) for p in pids):
+        time.sleep(0.2)
+    return {p for p in pids if alive(p)}
+
+
+def wait_until(condition, seconds: float, what: str) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
+
+
+def llm_env(server: OpenAICompatibleServer) -> dict[str, str]:
+    return {"RECS_LLM_BASE_URL": server.base_url, "RECS_LLM_API_KEY": KEY, "RECS_LLM_CONCURRENCY": "2",
+            "RECS_LLM_SHARED_LIMIT": "local", "RECS_LLM_RPM": "10000", "RECS_USERS_PER_BATCH": "20"}
+
+
+def test_sigterm_while_the_llm_ranks_stops_spending_and_the_rerun_pays_only_for_the_rest(tmp_path):
+    with OpenAICompatibleServer(default_brain=slow(0.5)) as server:
+        victim = recs_run(tmp_path, "--ranker", "llm", **llm_env(server))
+        wait_until(lambda: len(server.chat_requests) >= 8, 240, "the LLM ranking to be under way")
+        processes = descendants(victim.pid)
+        signalled = time.monotonic()
+        victim.send_signal(signal.SIGTERM)
+        output, _ = victim.communicate(timeout=60)
+        exited = time.monotonic() - signalled
+        time.sleep(1.5)  # anything still running would send more requests now
+        late = [r for r in server.chat_requests if r.time > signalled + 0.5]
+        paid = len(server.chat_requests)
+
+        assert victim.returncode == 128 + signal.SIGTERM, output
+        assert exited < 10, f"exited {exited:.1f} s after SIGTERM"
+        assert late == [], f"{len(late)} LLM requests sent after SIGTERM"
+        assert output.strip().splitlines()[-1].startswith("stopped: ")
+        assert "SIGTERM" in output.strip().splitlines()[-1]
+        assert wait_gone(processes, 10) == set(), "the local Prefect server and helpers died with the run"
+        assert not partition_dir(tmp_path / "recommendations", RUN_DATE).exists()
+        with duckdb.connect(str(tmp_path / "recs.duckdb"), read_only=True) as con:
+            cached = con.sql("SELECT count(*) FROM llm_cache").fetchone()[0]
+        assert cached >= 6, "answers received before the stop are kept"
+
+        rerun = recs_run(tmp_path, "--ranker", "llm", **llm_env(server))
+        output, _ = rerun.communicate(timeout=300)
+        assert rerun.returncode == 0, output
+        resent = [r for r in server.chat_requests[paid:] if r.body and r.body.get("max_tokens", 0) > 1]
+        assert len(resent) <= SIZES["gen_users"] - cached, "answers paid for before the stop are not bought again"
+    assert partition_dir(tmp_path / "recommendations", RUN_DATE).joinpath("data.parquet").exists()
+
+
+def test_kill_9_takes_the_local_prefect_server_with_it(tmp_path):
+    victim = recs_run(tmp_path)
+    for line in victim.stdout:
+        if "Beginning flow run" in line:
+            break
+    processes = descendants(victim.pid)
+    assert processes, "the local Prefect server runs as a child"
+    victim.send_signal(signal.SIGKILL)
+    victim.wait(timeout=30)
+
+    assert wait_gone(processes, 15) == set(), "no Prefect server outlives a killed run"
