@@ -13,6 +13,7 @@ import pytest
 from prefect.client.orchestration import get_client
 
 from conftest import RUN_DATE, SMALL
+from llm_server import OpenAICompatibleServer, correct, server_error
 from flows.nightly import nightly
 from flows.parameters import RunParameters
 from tasks.publish import partition_dir
@@ -91,8 +92,31 @@ def test_cli_reports_bad_input_in_one_line_without_traceback(tmp_path):
         [sys.executable, "-m", "flows.cli", "run", "--data", str(bad), "--home", str(tmp_path / "home")],
         capture_output=True, text=True, env=env, timeout=300,
     )  # fmt: skip
-    assert done.returncode == 1
+    assert done.returncode == 2
     assert "lacks" in done.stderr and "Traceback" not in done.stderr + done.stdout
+
+
+def test_a_rerun_ranks_again_what_this_run_would_publish_differently(tmp_path, small_data, monkeypatch):
+    nightly(RunParameters(home=tmp_path, run_date=RUN_DATE))
+    users = read_partition(tmp_path, RUN_DATE)["user_id"].n_unique()
+
+    fewer = nightly(RunParameters(home=tmp_path, run_date=RUN_DATE, k=5))
+    assert fewer["rows"] == 5 * users and read_partition(tmp_path, RUN_DATE).height == 5 * users
+
+    for name, value in {"RECS_LLM_SHARED_LIMIT": "local", "RECS_LLM_RPM": "10000", "RECS_LLM_TPM": "100000000", "RECS_LLM_DEADLINE_SECONDS": "1",
+                        "RECS_LLM_BACKOFF_SECONDS": "0.01", "RECS_LLM_API_KEY": "sk-test-rerun"}.items():
+        monkeypatch.setenv(name, value)
+    with OpenAICompatibleServer(default_brain=server_error(503)) as server:
+        monkeypatch.setenv("RECS_LLM_BASE_URL", server.base_url)
+        server.script(correct())  # the endpoint answers one request, then goes down for the night
+        nightly(RunParameters(home=tmp_path, run_date=RUN_DATE, ranker="llm"))
+        down = read_partition(tmp_path, RUN_DATE)
+        assert (down["ranker"] == "als_fallback").mean() > 0.9
+
+        server.default_brain = correct()  # back up: the same night is run again
+        nightly(RunParameters(home=tmp_path, run_date=RUN_DATE, ranker="llm"))
+    back = read_partition(tmp_path, RUN_DATE)
+    assert (back["ranker"] == "llm").all() and back.height == 10 * users
 
 
 def test_dask_task_runner_gives_the_same_recommendations(tmp_path, small_data):
