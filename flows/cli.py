@@ -127,24 +127,24 @@ def finish(outcome: dict[str, Any] | BaseException) -> NoReturn:
         if stop.requested():
             fail(outcome, 128 + signal.Signals[stop.reason() or "SIGTERM"], "stopped")
         fail(outcome, 1, "run failed")
-    console.print(f"[green]published[/] {outcome['rows']} rows for {outcome['users']} users to {outcome['published']}")
-    exit_now(0)
+    exit_now(0, f"[green]published[/] {outcome['rows']} rows for {outcome['users']} users to {outcome['published']}")
 
 
 def fail(error: BaseException, code: int, label: str = "error") -> NoReturn:
     from tasks.errors import describe
 
-    console.print(f"[red]{label}:[/] {describe(error)}")
-    exit_now(code)
+    exit_now(code, f"[red]{label}:[/] {describe(error)}")
 
 
-def exit_now(code: int) -> NoReturn:
-    """Exit after the exit handlers (the local Prefect server stops) but before interpreter teardown,
-    where extension modules print leak reports about objects a traceback still held."""
+def exit_now(code: int, closing_line: str) -> NoReturn:
+    """Exit with `closing_line` as the last line: after the exit handlers (Prefect's log handler flushes
+    to the local server, then the server stops) but before interpreter teardown, where extension modules
+    print leak reports about objects a traceback still held."""
     from flows.lifeline import stop_local_prefect
 
-    atexit._run_exitfuncs()  # Prefect's log handler flushes to the server here ...
-    stop_local_prefect()  # ... so the server stops after it
+    atexit._run_exitfuncs()
+    stop_local_prefect()
+    console.print(closing_line)
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)

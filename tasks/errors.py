@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import errno
+import os
 
 from pydantic import ValidationError
 
 # OS errors an operator fixes from the message alone (disk full, permissions, read-only mount).
 OPERATOR_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS})
+OPERATOR_MESSAGES = tuple(os.strerror(number) for number in OPERATOR_ERRNOS)  # as DuckDB quotes them
 
 
 class RecsError(Exception):
@@ -35,6 +37,8 @@ def is_expected(error: BaseException | None) -> bool:
     """True for failures the user can fix from the message alone."""
     if isinstance(error, OSError) and error.errno in OPERATOR_ERRNOS:
         return True
+    if error is not None and any(message in str(error) for message in OPERATOR_MESSAGES):
+        return True  # e.g. DuckDB: 'Could not write file ".../recs.duckdb.wal": No space left on device'
     return isinstance(error, RecsError) or (isinstance(error, StageFailed) and error.expected)
 
 

@@ -82,3 +82,40 @@ def test_serve_without_a_prefect_server_says_what_it_needs(tmp_path):
     assert done.returncode == 2
     (line,) = closing_lines(done)
     assert line.startswith("error: recs serve needs a Prefect server") and "PREFECT_API_URL" in line
+
+
+def test_a_damaged_database_stops_the_run_in_one_line_before_any_work(tmp_path):
+    from tasks.db import connect
+    from tasks.home import HomeUnusable, check_state
+
+    settings = Settings(home=tmp_path / "home")
+    with connect(settings.db_path) as con:
+        con.execute("INSERT INTO quarantine SELECT 'f.csv', i, 'reason', repeat('x', 200), now() FROM range(50000) t(i)")
+    size = settings.db_path.stat().st_size
+    with settings.db_path.open("r+b") as damaged:
+        damaged.seek(size // 2)
+        damaged.write(os.urandom(256 * 1024))
+
+    with pytest.raises(HomeUnusable, match=r"^database .*recs.duckdb is damaged \(.*\); restore it from a backup or start a new --home$"):
+        check_state(settings)
+
+
+@pytest.fixture
+def tiny_disk(tmp_path):
+    """A 3 MiB tmpfs: a disk that fills up during the run."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(mount)], capture_output=True).returncode:
+        pytest.skip("mounting a tmpfs needs root (a full disk is simulated with one)")
+    yield mount
+    subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+@pytest.mark.slow
+def test_a_full_disk_fails_the_run_in_one_line_without_a_traceback(tmp_path, tiny_disk):
+    small = {"RECS_GEN_USERS": "150", "RECS_GEN_ITEMS": "300", "RECS_GEN_RATINGS": "9000"}
+    done = recs("run", "--home", str(tiny_disk / "home"), cwd=tmp_path, env=small)
+
+    assert done.returncode == 1
+    assert "Traceback" not in done.stdout + done.stderr
+    assert closing_lines(done)[-1].startswith("run failed: ") and "No space left on device" in closing_lines(done)[-1]
