@@ -11,6 +11,7 @@ loaded before is skipped. A home keeps the one source it was built from (`home_s
 from __future__ import annotations
 
 import hashlib
+import itertools
 import stat
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -29,6 +30,7 @@ from tasks.settings import Settings
 RATING_RANGE = (0.5, 5.0)
 WEIGHT_RANGE = (0.0, 1e12)
 INTERACTION_FIELDS = ("user_id", "item_id", "rating", "timestamp")
+_READS = itertools.count()  # each read's rejects go to a table of their own (DuckDB appends to an existing one)
 FILE_KINDS = {stat.S_IFDIR: "a directory", stat.S_IFIFO: "a FIFO", stat.S_IFCHR: "a character device",
               stat.S_IFBLK: "a block device", stat.S_IFSOCK: "a socket"}  # fmt: skip
 
@@ -303,7 +305,7 @@ def _check_quarantined_share(
     raise FileRejected(
         path, sha,
         f"{rows_quarantined:,} of {rows_read:,} rows would be quarantined ({rows_quarantined / rows_read:.0%},"
-        f" more than RECS_MAX_QUARANTINED_SHARE {max_share:.0%}), most often {reason!r} ({count:,} rows)",
+        f" more than RECS_MAX_QUARANTINED_SHARE {max_share:.0%}), most often: {reason} ({count:,} rows)",
     )  # fmt: skip
 
 
@@ -321,7 +323,7 @@ def _check_title_changes(con: duckdb.DuckDBPyConnection, path: Path, sha: str, m
 
 def _read_lines(con: duckdb.DuckDBPyConnection, path: Path, encoding: str, limits: Limits) -> None:
     """`raw_lines` (exact line numbers) and `rejected_lines` (undecodable or too long, with the reason)."""
-    params = {"encoding": encoding, "max_line_bytes": limits.max_line_bytes}
+    params = {"encoding": encoding, "max_line_bytes": limits.max_line_bytes, "rejects_table": f"line_rejects_{next(_READS)}"}
     run(con, "ingest/read_lines", {"path": str(path), **params})
     run(con, "ingest/rejected_lines", params)
     run(con, "ingest/number_lines")

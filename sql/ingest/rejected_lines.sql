@@ -1,4 +1,4 @@
--- The lines the latest read_lines scan could not take, with their exact line number and why.
+-- The lines a read_lines scan could not take ($rejects_table), with their exact line number and why.
 CREATE OR REPLACE TEMP TABLE rejected_lines AS
 SELECT
     line AS line_number,
@@ -8,5 +8,4 @@ SELECT
         WHEN 'LINE SIZE OVER MAXIMUM' THEN format('line too long (over {} bytes, RECS_MAX_LINE_BYTES)', $max_line_bytes)
         ELSE lower(error_type) || ': ' || error_message
     END AS reason
-FROM line_rejects
-WHERE scan_id = (SELECT max(scan_id) FROM line_reject_scans);
+FROM query_table($rejects_table);
