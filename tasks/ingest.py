@@ -326,7 +326,7 @@ def _read_lines(con: duckdb.DuckDBPyConnection, path: Path, encoding: str, limit
     params = {"encoding": encoding, "max_line_bytes": limits.max_line_bytes, "rejects_table": f"line_rejects_{next(_READS)}"}
     run(con, "ingest/read_lines", {"path": str(path), **params})
     run(con, "ingest/rejected_lines", params)
-    run(con, "ingest/number_lines")
+    run(con, "ingest/number_lines" if scalar(con, "ingest/rejected_count") else "ingest/lines_as_read")
 
 
 def _stage_catalog(con: duckdb.DuckDBPyConnection, catalog: CatalogFile, limits: Limits) -> None:
@@ -413,7 +413,7 @@ def source_identity(settings: Settings) -> tuple[str, str]:
 
 
 def home_identity(con: duckdb.DuckDBPyConnection) -> tuple[str, str] | None:
-    """The source the home records; for a home that predates the record, inferred from its loaded files."""
+    """The source the home records; for a home that predates the record, inferred from its interaction files."""
     recorded = run(con, "ingest/home_source")
     if recorded:
         return recorded[0]

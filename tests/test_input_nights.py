@@ -15,7 +15,7 @@ from flows.parameters import RunParameters
 from tasks.generate import write_dataset
 from tasks.publish import PARTITION_FILE, partition_dir
 
-pytestmark = pytest.mark.usefixtures("prefect_server")
+pytestmark = [pytest.mark.usefixtures("prefect_server"), pytest.mark.slow]
 FUTURE, EARLY = 4_102_444_800, 788_832_000  # 2100-01-01 and 1994-12-31, in seconds
 
 

@@ -1,6 +1,6 @@
 -- Kept lines with their exact 1-based line number: the k-th kept line comes after every rejected
 -- line j (in line order) with fewer than k good lines before it, so its number is k + that count.
-CREATE OR REPLACE TEMP TABLE raw_lines AS
+CREATE OR REPLACE TEMP VIEW raw_lines AS
 WITH rejected AS (
     SELECT line_number - row_number() OVER (ORDER BY line_number) AS good_before,
            row_number() OVER (ORDER BY line_number) AS j
