@@ -10,7 +10,7 @@ WITH typed AS (
         CASE WHEN regexp_full_match(user_id, '[+-]?\d+') THEN TRY_CAST(user_id AS BIGINT) END AS user_id_n,
         CASE WHEN regexp_full_match(item_id, '[+-]?\d+') THEN TRY_CAST(item_id AS BIGINT) END AS item_id_n,
         TRY_CAST(rating AS DOUBLE) AS rating_n,
-        CASE WHEN regexp_full_match(ts, '-?\d+(\.\d+)?') THEN TRY_CAST(ts AS DECIMAL(38, 9)) END AS epoch
+        CASE WHEN regexp_full_match(ts, '-?\d+(\.\d+)?') THEN TRY_CAST(ts AS DOUBLE) END AS epoch
     FROM staged_interactions AS s
 ),
 timed AS (
@@ -25,11 +25,14 @@ timed AS (
         END AS unit,
         CASE
             WHEN epoch IS NULL THEN TRY_CAST(TRY_CAST(ts AS TIMESTAMPTZ) AT TIME ZONE 'UTC' AS TIMESTAMP)
-            ELSE try(make_timestamp(CAST(round(epoch * CASE
-                WHEN abs(epoch) < 1e11 THEN 1000000
-                WHEN abs(epoch) < 1e14 THEN 1000
-                WHEN abs(epoch) < 1e17 THEN 1
-                ELSE 0.001 END) AS BIGINT)))
+            ELSE try(make_timestamp(CASE  -- microseconds: integers exactly, fractions via DOUBLE (sub-microsecond rounding)
+                WHEN contains(ts, '.') THEN CAST(round(epoch * CASE
+                    WHEN abs(epoch) < 1e11 THEN 1e6 WHEN abs(epoch) < 1e14 THEN 1e3 WHEN abs(epoch) < 1e17 THEN 1 ELSE 1e-3 END) AS BIGINT)
+                WHEN abs(epoch) < 1e11 THEN CAST(CAST(ts AS HUGEINT) * 1000000 AS BIGINT)
+                WHEN abs(epoch) < 1e14 THEN CAST(CAST(ts AS HUGEINT) * 1000 AS BIGINT)
+                WHEN abs(epoch) < 1e17 THEN CAST(ts AS BIGINT)
+                ELSE CAST((CAST(ts AS HUGEINT) + 500) // 1000 AS BIGINT)
+            END))
         END AS ts_n
     FROM typed
 ),
