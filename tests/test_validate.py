@@ -21,6 +21,7 @@ from tasks.rank import AlsRanker, rank_users
 from tasks.settings import Settings
 from tasks.train import train_model
 from tasks.validate import (
+    InputChecksFailed,
     ValidationFailed,
     check_inputs,
     check_outputs,
@@ -168,6 +169,14 @@ def test_stored_future_and_old_timestamps_warn_and_never_crash_the_check(con, se
         ("ts_after_floor", "1980-"),
         ("ts_not_in_future", "52673"),
     ]
+
+
+def test_input_checks_that_cannot_run_on_the_stored_rows_fail_in_one_line(con, settings):
+    con.execute("ALTER TABLE interactions RENAME COLUMN rating TO stars")
+
+    with pytest.raises(InputChecksFailed, match=r"^input checks could not run on the stored interactions: Binder Error") as failed:
+        check_inputs(con, settings)
+    assert "\n" not in str(failed.value)
 
 
 def test_unknown_item_fails_the_input_suite(con, settings):
