@@ -42,7 +42,7 @@ class InteractionsFile:
     header_lines: int
     columns: tuple[int, int, int, int]  # 1-based positions of user, item, rating, timestamp
     rating_range: tuple[float, float] = RATING_RANGE
-    encoding: str = "utf-8"  # MovieLens 100k/1m files are latin-1 by their published format
+    encoding: str = "utf-8"  # MovieLens 100k/1m files are latin-1 by their published format, the rest UTF-8
 
     @property
     def is_parquet(self) -> bool:
@@ -158,9 +158,10 @@ def detect_source(data: Path, catalog: Path | None = None, max_bytes: int | None
         )  # fmt: skip
     if data.name == "ratings.dat":
         movies = data.parent / "movies.dat"
+        encoding = "latin-1" if (data.parent / "users.dat").exists() else "utf-8"  # 1m (has users.dat) vs 10m
         return Source(
-            InteractionsFile(data, "::", 0, (1, 2, 3, 4), encoding="latin-1"),
-            CatalogFile(regular_file(movies, "catalogue", max_bytes), "delimited", params={"delimiter": "::"}, encoding="latin-1")
+            InteractionsFile(data, "::", 0, (1, 2, 3, 4), encoding=encoding),
+            CatalogFile(regular_file(movies, "catalogue", max_bytes), "delimited", params={"delimiter": "::"}, encoding=encoding)
             if movies.exists() else None,
         )  # fmt: skip
     if data.suffix == ".csv":

@@ -86,7 +86,13 @@ def test_movielens_dat_and_csv_layouts(con, tmp_path):
     dat.mkdir()
     write(dat / "movies.dat", "1::Caf\xe9 Stories (1999)::Drama|Romance\n2::Night Train (2001)::Thriller\n", "latin-1")
     write(dat / "ratings.dat", "7::1::5::978300760\n7::2::2::978300761\n8::2::4::978300762\n")
+    write(dat / "users.dat", "7::F::1::10::48067\n8::M::56::16::70072\n")  # ML-1M: latin-1 by its published format
     ingest_source(con, detect_source(dat))
+    ten = tmp_path / "ml-10m"  # ML-10M (no users.dat): UTF-8
+    ten.mkdir()
+    write(ten / "movies.dat", "5::Am\xe9lie (2001)::Comedy\n")
+    write(ten / "ratings.dat", "7::5::5::978300763\n")
+    ingest_source(con, detect_source(ten))
 
     csv = tmp_path / "ml-20m"
     csv.mkdir()
@@ -94,8 +100,11 @@ def test_movielens_dat_and_csv_layouts(con, tmp_path):
     write(csv / "ratings.csv", "userId,movieId,rating,timestamp\n9,3,4.5,1100000000\n9,4,0.5,1100000001\n")
     ingest_source(con, detect_source(csv))
 
-    assert table_count(con, "interactions") == 5
-    assert con.sql("SELECT title FROM catalog WHERE item_id = 1").fetchall() == [("Caf\xe9 Stories (1999)",)]
+    assert table_count(con, "interactions") == 6
+    assert con.sql("SELECT title FROM catalog WHERE item_id IN (1, 5) ORDER BY item_id").fetchall() == [
+        ("Caf\xe9 Stories (1999)",),
+        ("Am\xe9lie (2001)",),
+    ]
     assert con.sql("SELECT title, genres FROM catalog WHERE item_id IN (3, 4) ORDER BY item_id").fetchall() == [
         ("Long Road, The (1980)", ["Drama"]),
         ("Quiet (1990)", []),
