@@ -16,6 +16,7 @@ import stat
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -236,15 +237,16 @@ def ingest_source(
     limits = limits or Limits.of(Settings())
     report = IngestReport()
     loaded_at = datetime.now(timezone.utc).replace(tzinfo=None)
+    catalog = source.catalog
     try:
         with transaction(con):
-            if source.catalog is not None:
-                counts = _load_file(con, source.catalog.path, "catalog", lambda: _stage_catalog(con, source.catalog, limits), loaded_at, limits)
+            if catalog is not None:
+                counts = _load_file(con, catalog.path, "catalog", partial(_stage_catalog, con, catalog, limits), loaded_at, limits)
                 if counts:
                     _, report.catalog_rows_loaded, report.catalog_rows_quarantined, report.catalog_titles_changed = counts
                 report.files_loaded += counts is not None
                 report.files_skipped += counts is None
-            stage = lambda: _stage_interactions(con, source.interactions, source.catalog is not None, limits)  # noqa: E731
+            stage = partial(_stage_interactions, con, source.interactions, catalog is not None, limits)
             counts = _load_file(con, source.interactions.path, "interactions", stage, loaded_at, limits)
             if counts:
                 report.rows_read, report.rows_loaded, report.rows_quarantined, report.rows_converted = counts
