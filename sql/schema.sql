@@ -184,3 +184,27 @@ CREATE TABLE IF NOT EXISTS llm_plan (
     prompt_version  VARCHAR NOT NULL,
     PRIMARY KEY (run_date, user_id)
 );
+
+-- Input contract (issue 12 §2, §6): files refused whole (nothing of them loaded) with the reason;
+-- loaded rows that were converted (e.g. millisecond epochs), counted per note; the source a home is built from.
+CREATE TABLE IF NOT EXISTS rejected_files (
+    sha256      VARCHAR NOT NULL,
+    source      VARCHAR NOT NULL,
+    reason      VARCHAR NOT NULL,
+    rejected_at TIMESTAMP NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS ingest_notes (
+    sha256     VARCHAR NOT NULL,
+    source     VARCHAR NOT NULL,
+    note       VARCHAR NOT NULL,
+    rows       BIGINT NOT NULL,
+    first_line BIGINT NOT NULL,
+    loaded_at  TIMESTAMP NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS home_source (
+    kind        VARCHAR NOT NULL,   -- generated | files
+    location    VARCHAR NOT NULL,   -- generated-<params>, or the resolved directory holding the data
+    recorded_at TIMESTAMP NOT NULL
+);

@@ -1,16 +1,22 @@
 """Ingest: source files -> `interactions`, `catalog` and `quarantine` in DuckDB.
 
-Every format is first read line by line (so a bad row keeps its exact line number), split
-into text fields, typed and judged in SQL; usable rows are loaded, the rest quarantined
-with a reason. A file whose content was loaded before is skipped.
+Every format is first read line by line (so a bad row keeps its exact line number; a line that
+cannot be decoded or is too long is quarantined, never guessed at), split into text fields, typed
+and judged in SQL; usable rows are loaded, the rest quarantined with a reason. A source's files are
+staged and checked before anything joins the history: a file quarantining more than
+`max_quarantined_share` of its rows is refused whole (`rejected_files`). A file whose content was
+loaded before is skipped. A home keeps the one source it was built from (`home_source`).
 """
 
 from __future__ import annotations
 
 import hashlib
+import itertools
+import stat
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +31,9 @@ from tasks.settings import Settings
 RATING_RANGE = (0.5, 5.0)
 WEIGHT_RANGE = (0.0, 1e12)
 INTERACTION_FIELDS = ("user_id", "item_id", "rating", "timestamp")
+_READS = itertools.count()  # each read's rejects go to a table of their own (DuckDB appends to an existing one)
+FILE_KINDS = {stat.S_IFDIR: "a directory", stat.S_IFIFO: "a FIFO", stat.S_IFCHR: "a character device",
+              stat.S_IFBLK: "a block device", stat.S_IFSOCK: "a socket"}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -34,6 +43,7 @@ class InteractionsFile:
     header_lines: int
     columns: tuple[int, int, int, int]  # 1-based positions of user, item, rating, timestamp
     rating_range: tuple[float, float] = RATING_RANGE
+    encoding: str = "utf-8"  # MovieLens 100k/1m files are latin-1 by their published format, the rest UTF-8
 
     @property
     def is_parquet(self) -> bool:
@@ -46,12 +56,37 @@ class CatalogFile:
     splitter: str  # sql/ingest/split_catalog_<splitter>.sql
     header_lines: int = 0
     params: dict[str, Any] = field(default_factory=dict)
+    encoding: str = "utf-8"
 
 
 @dataclass(frozen=True)
 class Source:
     interactions: InteractionsFile
     catalog: CatalogFile | None
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What ingest accepts of a source (from Settings; see the README's input contract)."""
+
+    min_ts: datetime
+    max_ts: datetime
+    max_line_bytes: int
+    max_quarantined_share: float
+    max_title_change_share: float
+
+    @classmethod
+    def of(cls, settings: Settings) -> Limits:
+        """Timestamps after max(now, end of run_date) + tolerance are in the future."""
+        end_of_night = datetime.combine(settings.run_date + timedelta(days=1), datetime.min.time())
+        latest = max(datetime.now(timezone.utc).replace(tzinfo=None), end_of_night)
+        return cls(
+            min_ts=settings.min_timestamp,
+            max_ts=latest + timedelta(hours=settings.future_tolerance_hours),
+            max_line_bytes=settings.max_line_bytes,
+            max_quarantined_share=settings.max_quarantined_share,
+            max_title_change_share=settings.max_title_change_share,
+        )
 
 
 @dataclass
@@ -63,59 +98,98 @@ class IngestReport:
     rows_read: int = 0
     rows_loaded: int = 0
     rows_quarantined: int = 0
+    rows_converted: int = 0
     catalog_rows_loaded: int = 0
     catalog_rows_quarantined: int = 0
+    catalog_titles_changed: int = 0
 
     def __str__(self) -> str:
         return (
-            f"{self.rows_loaded:,} of {self.rows_read:,} interaction rows loaded, {self.rows_quarantined:,} quarantined;"
-            f" catalogue {self.catalog_rows_loaded:,} loaded, {self.catalog_rows_quarantined:,} quarantined;"
+            f"{self.rows_loaded:,} of {self.rows_read:,} interaction rows loaded, {self.rows_quarantined:,} quarantined,"
+            f" {self.rows_converted:,} converted (see ingest_notes);"
+            f" catalogue {self.catalog_rows_loaded:,} loaded, {self.catalog_rows_quarantined:,} quarantined,"
+            f" {self.catalog_titles_changed:,} titles changed;"
             f" {self.files_loaded} files loaded, {self.files_skipped} already loaded before"
         )
 
 
-def detect_source(data: Path, catalog: Path | None = None) -> Source:
-    """Recognise a MovieLens directory/file or a generic interactions file."""
+class FileRejected(InputError):
+    """A file failed a check of its own rows; nothing of it (or of its source this run) was loaded."""
+
+    def __init__(self, path: Path, sha256: str, reason: str) -> None:
+        super().__init__(f"{path}: {reason}; nothing of it was loaded (recorded in rejected_files), a corrected file loads on the next run")
+        self.path, self.sha256, self.reason = path, sha256, reason
+
+
+def regular_file(path: Path, what: str, max_bytes: int | None = None) -> Path:
+    """`path` when it is a regular file (symlinks followed) within `max_bytes`; else a one-line InputError, before any read."""
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        raise InputError(f"{what} {path} does not exist") from None
+    except OSError as error:
+        raise InputError(f"{what} {path} cannot be read: {error.strerror}") from None
+    if not stat.S_ISREG(info.st_mode):
+        target = path.resolve()
+        shown = f"{path} (-> {target})" if target != path.absolute() else str(path)
+        kind = FILE_KINDS.get(stat.S_IFMT(info.st_mode), "not a file")
+        raise InputError(f"{what} {shown} is {kind}; only regular files are read")
+    if max_bytes is not None and info.st_size > max_bytes:
+        raise InputError(f"{what} {path} has {info.st_size:,} bytes, more than RECS_MAX_INPUT_BYTES ({max_bytes:,})")
+    return path
+
+
+def detect_source(data: Path, catalog: Path | None = None, max_bytes: int | None = None) -> Source:
+    """Recognise a MovieLens directory/file or a generic interactions file (regular files only)."""
     if not data.exists():
         raise InputError(f"data source {data} does not exist")
     if data.is_dir():
         for name in ("u.data", "ratings.dat", "ratings.csv"):
             if (data / name).exists():
-                return detect_source(data / name, catalog)
+                return detect_source(data / name, catalog, max_bytes)
         raise InputError(f"{data} holds no u.data, ratings.dat or ratings.csv")
+    regular_file(data, "data source", max_bytes)
     if data.name == "u.data":
-        genres = _ml100k_genres(data.parent / "u.genre")
+        genres = _ml100k_genres(data.parent / "u.genre", max_bytes)
         item = data.parent / "u.item"
         return Source(
-            InteractionsFile(data, "\t", 0, (1, 2, 3, 4)),
-            CatalogFile(item, "ml100k", params={"genre_names": genres}) if item.exists() else None,
-        )
+            InteractionsFile(data, "\t", 0, (1, 2, 3, 4), encoding="latin-1"),
+            CatalogFile(regular_file(item, "catalogue", max_bytes), "ml100k", params={"genre_names": genres}, encoding="latin-1")
+            if item.exists() else None,
+        )  # fmt: skip
     if data.name == "ratings.dat":
         movies = data.parent / "movies.dat"
+        encoding = "latin-1" if (data.parent / "users.dat").exists() else "utf-8"  # 1m (has users.dat) vs 10m
         return Source(
-            InteractionsFile(data, "::", 0, (1, 2, 3, 4)),
-            CatalogFile(movies, "delimited", params={"delimiter": "::"}) if movies.exists() else None,
-        )
+            InteractionsFile(data, "::", 0, (1, 2, 3, 4), encoding=encoding),
+            CatalogFile(regular_file(movies, "catalogue", max_bytes), "delimited", params={"delimiter": "::"}, encoding=encoding)
+            if movies.exists() else None,
+        )  # fmt: skip
     if data.suffix == ".csv":
         interactions = _generic_csv(data)
         movies = data.parent / "movies.csv"
         if catalog is None and data.name == "ratings.csv" and movies.exists():
             catalog = movies
-        return Source(interactions, _catalog_file(catalog))
+        return Source(interactions, _catalog_file(catalog, max_bytes))
     if data.suffix == ".parquet":
-        return Source(InteractionsFile(data, "", 0, (1, 2, 3, 4), _parquet_rating_range(data)), _catalog_file(catalog))
+        return Source(InteractionsFile(data, "", 0, (1, 2, 3, 4), _parquet_rating_range(data)), _catalog_file(catalog, max_bytes))
     raise InputError(f"{data}: unsupported file type (expected a MovieLens file, .csv or .parquet)")
 
 
-def _ml100k_genres(path: Path) -> list[str]:
-    lines = path.read_text(encoding="latin-1").splitlines() if path.exists() else []
+def _ml100k_genres(path: Path, max_bytes: int | None) -> list[str]:
+    lines = regular_file(path, "genre list", max_bytes).read_text(encoding="latin-1").splitlines() if path.exists() else []
     return [line.split("|")[0] for line in lines if "|" in line]
+
+
+def _header(path: Path) -> list[str]:
+    """The first line's comma-separated names (a UTF-8 BOM before it is dropped)."""
+    with path.open(encoding="utf-8-sig", errors="replace") as f:
+        return [h.strip().strip('"').lower() for h in f.readline().strip().split(",")]
 
 
 def _generic_csv(path: Path) -> InteractionsFile:
     """Columns by header name; `userId,movieId` (MovieLens 20m+) and `weight` accepted."""
-    with path.open(encoding="utf-8", errors="replace") as f:
-        header = [h.strip().strip('"').lower() for h in f.readline().strip().split(",")]
+    header = _header(path)
     aliases = {"userid": "user_id", "movieid": "item_id", "weight": "rating"}
     names = [aliases.get(h, h) for h in header]
     missing = [name for name in INTERACTION_FIELDS if name not in names]
@@ -134,14 +208,14 @@ def _parquet_rating_range(path: Path) -> tuple[float, float]:
     return RATING_RANGE if "rating" in names else WEIGHT_RANGE
 
 
-def _catalog_file(path: Path | None) -> CatalogFile | None:
+def _catalog_file(path: Path | None, max_bytes: int | None) -> CatalogFile | None:
     if path is None:
         return None
     if not path.exists():
         raise InputError(f"catalogue {path} does not exist")
     if path.suffix != ".csv":
         raise InputError(f"{path}: the catalogue must be a CSV with header item_id,title,genres")
-    return CatalogFile(path, "csv", header_lines=1)
+    return CatalogFile(regular_file(path, "catalogue", max_bytes), "csv", header_lines=1)
 
 
 def file_sha256(path: Path) -> str:
@@ -152,89 +226,128 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def text_encoding(path: Path) -> str:
-    """utf-8 when the file decodes as such, else latin-1 (older MovieLens releases)."""
-    try:
-        path.read_bytes().decode("utf-8")
-    except UnicodeDecodeError:
-        return "latin-1"
-    return "utf-8"
+def ingest_source(
+    con: duckdb.DuckDBPyConnection, source: Source, limits: Limits | None = None, identity: tuple[str, str] | None = None
+) -> IngestReport:
+    """Stage and check the catalogue (if any) and the interactions, then commit both together; skip files loaded before.
 
-
-def ingest_source(con: duckdb.DuckDBPyConnection, source: Source) -> IngestReport:
-    """Load the catalogue (if any) then the interactions; skip files loaded before."""
+    A file failing its own checks raises FileRejected: nothing of this source is loaded, the refusal is recorded.
+    `identity` (kind, location) is recorded as the home's source with the first load.
+    """
+    limits = limits or Limits.of(Settings())
     report = IngestReport()
     loaded_at = datetime.now(timezone.utc).replace(tzinfo=None)
-    if source.catalog is not None:
-        counts = _load_file(con, source.catalog.path, "catalog", lambda: _stage_catalog(con, source.catalog), loaded_at)
-        if counts:
-            _, report.catalog_rows_loaded, report.catalog_rows_quarantined = counts
-        report.files_loaded += counts is not None
-        report.files_skipped += counts is None
-    check_catalog = source.catalog is not None
-    counts = _load_file(
-        con, source.interactions.path, "interactions",
-        lambda: _stage_interactions(con, source.interactions, check_catalog), loaded_at,
-    )  # fmt: skip
-    if counts:
-        report.rows_read, report.rows_loaded, report.rows_quarantined = counts
-    report.files_loaded += counts is not None
-    report.files_skipped += counts is None
+    catalog = source.catalog
+    try:
+        with transaction(con):
+            if catalog is not None:
+                counts = _load_file(con, catalog.path, "catalog", partial(_stage_catalog, con, catalog, limits), loaded_at, limits)
+                if counts:
+                    _, report.catalog_rows_loaded, report.catalog_rows_quarantined, report.catalog_titles_changed = counts
+                report.files_loaded += counts is not None
+                report.files_skipped += counts is None
+            stage = partial(_stage_interactions, con, source.interactions, catalog is not None, limits)
+            counts = _load_file(con, source.interactions.path, "interactions", stage, loaded_at, limits)
+            if counts:
+                report.rows_read, report.rows_loaded, report.rows_quarantined, report.rows_converted = counts
+            report.files_loaded += counts is not None
+            report.files_skipped += counts is None
+            if identity and report.files_loaded:
+                run(con, "ingest/record_home_source", {"kind": identity[0], "location": identity[1], "recorded_at": loaded_at})
+    except FileRejected as rejected:
+        run(con, "ingest/record_rejected_file", {
+            "sha256": rejected.sha256, "source": str(rejected.path.resolve()), "reason": rejected.reason, "rejected_at": loaded_at,
+        })  # fmt: skip
+        raise
     return report
 
 
 def _load_file(
-    con: duckdb.DuckDBPyConnection, path: Path, kind: str, stage: Callable[[], None], loaded_at: datetime
-) -> tuple[int, int, int] | None:
-    """Stage, load and quarantine one file in one transaction: (read, loaded, quarantined), None if seen before."""
+    con: duckdb.DuckDBPyConnection, path: Path, kind: str, stage: Callable[[], None], loaded_at: datetime, limits: Limits
+) -> tuple[int, int, int, int] | None:
+    """Stage, check, load and quarantine one file: (read, loaded, quarantined, converted or titles changed), None if seen before."""
     sha = file_sha256(path)
     if scalar(con, "ingest/file_seen", {"sha256": sha}):
         return None
     source = str(path.resolve())
-    with transaction(con):
-        stage()
-        classified = f"classified_{kind}"
-        ((rows_read, rows_quarantined),) = run(con, "ingest/classified_counts", {"classified": classified})
-        if kind == "catalog":
-            rows_loaded = scalar(con, "ingest/upsert_catalog", {"source": source})
-        else:
-            rows_loaded = scalar(con, "ingest/load_interactions", {"source": source, "loaded_at": loaded_at})
-            run(con, "ingest/synthesize_catalog")
-        run(con, "ingest/quarantine_rows", {"source": source, "classified": classified, "loaded_at": loaded_at})
-        run(
-            con,
-            "ingest/record_file",
-            {
-                "sha256": sha,
-                "source": source,
-                "rows_read": rows_read,
-                "rows_loaded": rows_loaded,
-                "rows_quarantined": rows_quarantined,
-                "loaded_at": loaded_at,
-            },
-        )
-    return rows_read, rows_loaded, rows_quarantined
+    stage()
+    classified = f"classified_{kind}"
+    ((rows_read, rows_quarantined),) = run(con, "ingest/classified_counts", {"classified": classified})
+    _check_quarantined_share(con, path, sha, classified, rows_read, rows_quarantined, limits.max_quarantined_share)
+    if kind == "catalog":
+        extra = _check_title_changes(con, path, sha, limits.max_title_change_share)
+        rows_loaded = scalar(con, "ingest/upsert_catalog", {"source": source})
+    else:
+        rows_loaded = scalar(con, "ingest/load_interactions", {"source": source, "loaded_at": loaded_at})
+        run(con, "ingest/synthesize_catalog")
+        run(con, "ingest/record_notes", {"sha256": sha, "source": source, "loaded_at": loaded_at})
+        extra = scalar(con, "ingest/converted_rows")
+    run(con, "ingest/quarantine_rows", {"source": source, "classified": classified, "loaded_at": loaded_at})
+    run(
+        con,
+        "ingest/record_file",
+        {
+            "sha256": sha,
+            "source": source,
+            "rows_read": rows_read,
+            "rows_loaded": rows_loaded,
+            "rows_quarantined": rows_quarantined,
+            "loaded_at": loaded_at,
+        },
+    )
+    return rows_read, rows_loaded, rows_quarantined, extra
 
 
-def _read_lines(con: duckdb.DuckDBPyConnection, path: Path) -> None:
-    run(con, "ingest/read_lines", {"path": str(path), "encoding": text_encoding(path)})
+def _check_quarantined_share(
+    con: duckdb.DuckDBPyConnection, path: Path, sha: str, classified: str, rows_read: int, rows_quarantined: int, max_share: float
+) -> None:
+    """FileRejected when more than `max_share` of the file's rows would be quarantined."""
+    if rows_quarantined == 0 or rows_quarantined <= max_share * rows_read:
+        return
+    ((reason, count),) = run(con, "ingest/top_reason", {"classified": classified})
+    raise FileRejected(
+        path, sha,
+        f"{rows_quarantined:,} of {rows_read:,} rows would be quarantined ({rows_quarantined / rows_read:.0%},"
+        f" more than RECS_MAX_QUARANTINED_SHARE {max_share:.0%}), most often: {reason} ({count:,} rows)",
+    )  # fmt: skip
 
 
-def _stage_catalog(con: duckdb.DuckDBPyConnection, catalog: CatalogFile) -> None:
-    _read_lines(con, catalog.path)
+def _check_title_changes(con: duckdb.DuckDBPyConnection, path: Path, sha: str, max_share: float) -> int:
+    """Titles this catalogue changes for known items; FileRejected when that is more than `max_share` of them."""
+    ((changed, known),) = run(con, "ingest/title_changes")
+    if changed > max_share * known:
+        raise FileRejected(
+            path, sha,
+            f"it renames {changed:,} of the {known:,} items this home's catalogue named (more than RECS_MAX_TITLE_CHANGE_SHARE"
+            f" {max_share:.0%}): a different catalogue? use another --home, or --replace-source",
+        )  # fmt: skip
+    return changed
+
+
+def _read_lines(con: duckdb.DuckDBPyConnection, path: Path, encoding: str, limits: Limits) -> None:
+    """`raw_lines` (exact line numbers) and `rejected_lines` (undecodable or too long, with the reason)."""
+    params = {"encoding": encoding, "max_line_bytes": limits.max_line_bytes, "rejects_table": f"line_rejects_{next(_READS)}"}
+    run(con, "ingest/read_lines", {"path": str(path), **params})
+    run(con, "ingest/rejected_lines", params)
+    run(con, "ingest/number_lines" if scalar(con, "ingest/rejected_count") else "ingest/lines_as_read")
+
+
+def _stage_catalog(con: duckdb.DuckDBPyConnection, catalog: CatalogFile, limits: Limits) -> None:
+    _read_lines(con, catalog.path, catalog.encoding, limits)
     params = dict(catalog.params)
     if catalog.splitter != "ml100k":
         params["header_lines"] = catalog.header_lines
     run(con, f"ingest/split_catalog_{catalog.splitter}", params)
-    run(con, "ingest/classify_catalog")
+    run(con, "ingest/classify_catalog", {"header_lines": catalog.header_lines})
 
 
-def _stage_interactions(con: duckdb.DuckDBPyConnection, file: InteractionsFile, check_catalog: bool) -> None:
+def _stage_interactions(con: duckdb.DuckDBPyConnection, file: InteractionsFile, check_catalog: bool, limits: Limits) -> None:
     if file.is_parquet:
         rating_column = "rating" if file.rating_range == RATING_RANGE else "weight"
         run(con, "ingest/stage_parquet_interactions", {"path": str(file.path), "rating_column": rating_column})
+        run(con, "ingest/no_rejected_lines")
     else:
-        _read_lines(con, file.path)
+        _read_lines(con, file.path, file.encoding, limits)
         user_col, item_col, rating_col, ts_col = file.columns
         run(
             con,
@@ -256,25 +369,26 @@ def _stage_interactions(con: duckdb.DuckDBPyConnection, file: InteractionsFile, 
             "rating_min": file.rating_range[0],
             "rating_max": file.rating_range[1],
             "check_catalog": check_catalog,
+            "min_ts": limits.min_ts,
+            "max_ts": limits.max_ts,
+            "header_lines": file.header_lines,
         },
     )
 
 
 def _expected_fields(file: InteractionsFile) -> int:
-    return max(file.columns) if file.header_lines == 0 else _header_width(file.path)
+    return max(file.columns) if file.header_lines == 0 else len(_header(file.path))
 
 
-def _header_width(path: Path) -> int:
-    with path.open(encoding="utf-8", errors="replace") as f:
-        return len(f.readline().split(","))
+def generated_name(settings: Settings) -> str:
+    return f"generated-{settings.gen_users}x{settings.gen_items}x{settings.gen_ratings}-seed{settings.gen_seed}"
 
 
 def resolve_source(settings: Settings) -> Source:
     """The configured source, or the built-in generated dataset (written once under the home)."""
     if settings.data is not None:
-        return detect_source(settings.data, settings.catalog)
-    name = f"generated-{settings.gen_users}x{settings.gen_items}x{settings.gen_ratings}-seed{settings.gen_seed}"
-    directory = settings.home / "source" / name
+        return detect_source(settings.data, settings.catalog, settings.max_input_bytes)
+    directory = settings.home / "source" / generated_name(settings)
     interactions, catalog = directory / "interactions.csv", directory / "catalog.csv"
     if not (interactions.exists() and catalog.exists()):
         write_dataset(
@@ -284,12 +398,65 @@ def resolve_source(settings: Settings) -> Source:
             n_ratings=settings.gen_ratings,
             seed=settings.gen_seed,
         )
-    return detect_source(interactions, catalog)
+    return detect_source(interactions, catalog, settings.max_input_bytes)
+
+
+# --- one home, one source ------------------------------------------------------------------
+
+
+def source_identity(settings: Settings) -> tuple[str, str]:
+    """(kind, location) of the configured source: the generated dataset's name, or the directory holding the data.
+
+    New files in that directory (a new day's file, a changed file at the same path) are the same source.
+    """
+    if settings.data is None:
+        return "generated", generated_name(settings)
+    data = settings.data.resolve()
+    return "files", str(data if data.is_dir() else data.parent)
+
+
+def home_identity(con: duckdb.DuckDBPyConnection) -> tuple[str, str] | None:
+    """The source the home records; for a home that predates the record, inferred from its interaction files."""
+    recorded = run(con, "ingest/home_source")
+    if recorded:
+        return recorded[0]
+    parents = {Path(source).parent for (source,) in run(con, "ingest/loaded_sources")}
+    if len(parents) != 1:
+        return None if not parents else ("files", ", ".join(sorted(map(str, parents))))
+    (parent,) = parents
+    generated = parent.name.startswith("generated-") and parent.parent.name == "source"
+    return ("generated", parent.name) if generated else ("files", str(parent))
+
+
+def describe(identity: tuple[str, str]) -> str:
+    kind, location = identity
+    return f"the built-in dataset {location}" if kind == "generated" else location
+
+
+def claim_home(settings: Settings) -> None:
+    """Refuse a source other than the home's (one line: how to proceed); with replace_source, set the old data aside."""
+    if not settings.db_path.exists():
+        return
+    with connect(settings.db_path) as con:
+        recorded = home_identity(con)
+    wanted = source_identity(settings)
+    if recorded is None or recorded == wanted:
+        return
+    if not settings.replace_source:
+        raise InputError(
+            f"home {settings.home} was built from {describe(recorded)}, not {describe(wanted)}: use another --home,"
+            " or --replace-source (RECS_REPLACE_SOURCE=true) to start this home afresh from the new source"
+        )
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
+    for path in (settings.db_path, settings.db_path.with_name(settings.db_path.name + ".wal")):
+        if path.exists():
+            path.rename(path.with_name(f"{path.name}.replaced-{stamp}"))
 
 
 @task(name="ingest")
 def ingest(settings: Settings) -> IngestReport:
-    """Prefect task: load the source into DuckDB; bad rows go to quarantine."""
+    """Prefect task: load the source into DuckDB; bad rows go to quarantine, a bad file is refused whole."""
     source = resolve_source(settings)
+    claim_home(settings)
     with connect(settings.db_path) as con:
-        return ingest_source(con, source)
+        return ingest_source(con, source, Limits.of(settings), source_identity(settings))

@@ -97,6 +97,22 @@ class Settings(BaseSettings):
     )
     llm_limit_name: str = Field("recs-llm-rpm", description="Name of the Prefect global rate limit (created if missing, kept at llm_rpm).")
 
+    # input contract (issue 12 §1-§4, §6): what ingest accepts, converts, quarantines or refuses
+    max_line_bytes: int = Field(1 << 20, ge=1024, description="Input lines longer than this are quarantined ('line too long').")
+    max_input_bytes: int = Field(20 << 30, ge=1, description="Input files larger than this are refused before reading.")
+    future_tolerance_hours: float = Field(
+        24.0, ge=0, description="Interactions later than max(now, end of run_date) plus this are quarantined as future."
+    )
+    max_quarantined_share: float = Field(
+        0.2, ge=0, le=1, description="A file quarantining a larger share of its rows is refused whole (nothing loaded) and the run stops."
+    )
+    max_title_change_share: float = Field(
+        0.5, ge=0, le=1, description="A catalogue renaming a larger share of the known items is refused (another source?)."
+    )
+    replace_source: bool = Field(
+        False, description="A source other than the home's replaces the home's data (published partitions are kept)."
+    )
+
     @model_validator(mode="after")
     def _possible(self) -> Settings:
         """Refuse settings that could only fail after all the work."""

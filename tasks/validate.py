@@ -30,7 +30,7 @@ from prefect.artifacts import create_markdown_artifact
 
 from tasks import db
 from tasks.errors import RecsError
-from tasks.ingest import resolve_source
+from tasks.ingest import Limits, resolve_source
 from tasks.publish import write_atomically
 from tasks.settings import Settings
 
@@ -282,12 +282,20 @@ def quarantine_dir(settings: Settings) -> Path:
     return settings.home / "quarantine" / f"run_date={settings.run_date.isoformat()}"
 
 
+class InputChecksFailed(RecsError):
+    """The input checks could not run on the stored history (one line, no traceback)."""
+
+
 def check_inputs(con: duckdb.DuckDBPyConnection, settings: Settings) -> ValidationReport:
-    """The `interactions` suite on everything ingested so far."""
+    """The `interactions` suite on everything ingested so far; an error on the stored rows becomes one line."""
     rating_min, rating_max = resolve_source(settings).interactions.rating_range
-    now = utc_now()
-    params = {"max_ts": now, "min_ts": settings.min_timestamp, "rating_min": rating_min, "rating_max": rating_max}
-    return validate(con, settings, load_suite("interactions"), params, now)
+    limits = Limits.of(settings)
+    params = {"max_ts": limits.max_ts, "min_ts": limits.min_ts, "rating_min": rating_min, "rating_max": rating_max}
+    try:
+        return validate(con, settings, load_suite("interactions"), params, utc_now())
+    except (duckdb.Error, ValueError, OverflowError) as error:
+        first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        raise InputChecksFailed(f"input checks could not run on the stored interactions: {first_line}") from None
 
 
 def check_outputs(con: duckdb.DuckDBPyConnection, settings: Settings) -> ValidationReport:

@@ -7,7 +7,10 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from tasks.ingest import InputError, detect_source, ingest_source, resolve_source
+from tasks.ingest import InputError, Limits, detect_source, ingest_source, resolve_source
+from tasks.settings import Settings
+
+TOLERANT = Limits.of(Settings(max_quarantined_share=1.0))  # files that are mostly bad rows, on purpose
 
 
 def table_count(con, table: str) -> int:
@@ -34,12 +37,12 @@ def test_movielens_100k_directory_loads_every_rating_and_title(con, ml100k):
 
 
 def test_same_file_twice_adds_nothing_and_a_new_file_appends(con, tmp_path):
-    first = write(tmp_path / "a.csv", "user_id,item_id,rating,timestamp\n1,10,5,1000\n2,10,3,1001\n")
+    first = write(tmp_path / "a.csv", "user_id,item_id,rating,timestamp\n1,10,5,978300000\n2,10,3,978300001\n")
     ingest_source(con, detect_source(first))
     again = ingest_source(con, detect_source(first))
     assert (again.files_skipped, table_count(con, "interactions")) == (1, 2)
 
-    overlapping = write(tmp_path / "b.csv", "user_id,item_id,rating,timestamp\n1,10,5,1000\n3,11,4,1002\n")
+    overlapping = write(tmp_path / "b.csv", "user_id,item_id,rating,timestamp\n1,10,5,978300000\n3,11,4,978300002\n")
     ingest_source(con, detect_source(overlapping))
     assert table_count(con, "interactions") == 3, "the shared row (same user, item, timestamp) is not duplicated"
 
@@ -59,13 +62,13 @@ def test_unusable_rows_are_quarantined_with_line_and_reason(con, tmp_path):
         "1,10,5,978300760\n"  # 9: duplicate of line 2
         "3,11,4,2001-01-01T10:00:00+02:00\n",  # 10: fine, ISO 8601
     )
-    report = ingest_source(con, detect_source(data, catalog))
+    report = ingest_source(con, detect_source(data, catalog), TOLERANT)
 
     reasons = dict(con.sql("SELECT row_number, reason FROM quarantine WHERE source LIKE '%ratings.csv'").fetchall())
     assert reasons == {
         3: "expected 4 fields, found 2",
         4: "missing user_id",
-        5: "unparsable user_id 'x'",
+        5: "user_id 'x' is not an integer",
         6: "rating 9.0 out of range [0.5, 5.0]",
         7: "bad timestamp 'yesterday'",
         8: "unknown item 99",
@@ -83,7 +86,13 @@ def test_movielens_dat_and_csv_layouts(con, tmp_path):
     dat.mkdir()
     write(dat / "movies.dat", "1::Caf\xe9 Stories (1999)::Drama|Romance\n2::Night Train (2001)::Thriller\n", "latin-1")
     write(dat / "ratings.dat", "7::1::5::978300760\n7::2::2::978300761\n8::2::4::978300762\n")
+    write(dat / "users.dat", "7::F::1::10::48067\n8::M::56::16::70072\n")  # ML-1M: latin-1 by its published format
     ingest_source(con, detect_source(dat))
+    ten = tmp_path / "ml-10m"  # ML-10M (no users.dat): UTF-8
+    ten.mkdir()
+    write(ten / "movies.dat", "5::Am\xe9lie (2001)::Comedy\n")
+    write(ten / "ratings.dat", "7::5::5::978300763\n")
+    ingest_source(con, detect_source(ten))
 
     csv = tmp_path / "ml-20m"
     csv.mkdir()
@@ -91,8 +100,11 @@ def test_movielens_dat_and_csv_layouts(con, tmp_path):
     write(csv / "ratings.csv", "userId,movieId,rating,timestamp\n9,3,4.5,1100000000\n9,4,0.5,1100000001\n")
     ingest_source(con, detect_source(csv))
 
-    assert table_count(con, "interactions") == 5
-    assert con.sql("SELECT title FROM catalog WHERE item_id = 1").fetchall() == [("Caf\xe9 Stories (1999)",)]
+    assert table_count(con, "interactions") == 6
+    assert con.sql("SELECT title FROM catalog WHERE item_id IN (1, 5) ORDER BY item_id").fetchall() == [
+        ("Caf\xe9 Stories (1999)",),
+        ("Am\xe9lie (2001)",),
+    ]
     assert con.sql("SELECT title, genres FROM catalog WHERE item_id IN (3, 4) ORDER BY item_id").fetchall() == [
         ("Long Road, The (1980)", ["Drama"]),
         ("Quiet (1990)", []),
@@ -101,8 +113,8 @@ def test_movielens_dat_and_csv_layouts(con, tmp_path):
 
 def test_parquet_interactions_with_weights_and_placeholder_titles(con, tmp_path):
     path = tmp_path / "events.parquet"
-    pl.DataFrame({"user_id": [1, 1, 2], "item_id": [5, 6, 5], "weight": [3.0, -1.0, 12.0], "timestamp": [1, 2, 3]}).write_parquet(path)
-    report = ingest_source(con, detect_source(path))
+    pl.DataFrame({"user_id": [1, 1, 2], "item_id": [5, 6, 5], "weight": [3.0, -1.0, 12.0], "timestamp": [978300001, 978300002, 978300003]}).write_parquet(path)
+    report = ingest_source(con, detect_source(path), TOLERANT)
 
     assert (report.rows_quarantined, table_count(con, "interactions")) == (1, 2)
     assert con.sql("SELECT reason FROM quarantine").fetchall()[0][0].startswith("rating -1.0 out of range")

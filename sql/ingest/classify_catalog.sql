@@ -1,7 +1,7 @@
--- Type the staged catalogue and name, for each unusable row, why.
+-- Type the staged catalogue and name, for each unusable row, why (ids: integers written as integers).
 CREATE OR REPLACE TEMP TABLE classified_catalog AS
 WITH typed AS (
-    SELECT *, TRY_CAST(item_id AS BIGINT) AS item_id_n
+    SELECT *, CASE WHEN regexp_full_match(item_id, '[+-]?\d+') THEN TRY_CAST(item_id AS BIGINT) END AS item_id_n
     FROM staged_catalog
 )
 SELECT
@@ -10,8 +10,10 @@ SELECT
     CASE
         WHEN NOT well_formed THEN 'malformed catalogue line'
         WHEN item_id IS NULL THEN 'missing item_id'
-        WHEN item_id_n IS NULL THEN format('unparsable item_id ''{}''', item_id)
+        WHEN item_id_n IS NULL THEN format('item_id ''{}'' is not an integer', item_id)
         WHEN title IS NULL THEN 'missing title'
         WHEN row_number() OVER (PARTITION BY item_id_n ORDER BY line_number) > 1 THEN 'duplicate item_id'
     END AS reason
-FROM typed;
+FROM typed
+UNION ALL BY NAME
+SELECT line_number, raw, reason FROM rejected_lines WHERE line_number > $header_lines;

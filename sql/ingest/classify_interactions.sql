@@ -1,17 +1,40 @@
 -- Type the staged fields and name, for each unusable row, the first reason it is unusable.
+-- Ids are integers written as integers ('+'/'-' sign allowed; '61.5', '1e2', '0x10', '1_000' are not).
+-- Epoch timestamps are read by magnitude: seconds below 1e11, milliseconds below 1e14, microseconds
+-- below 1e17, else nanoseconds; a converted row is loaded with a note. Timestamps after $max_ts or
+-- before $min_ts (or negative) are quarantined. Undecodable / overlong lines keep their reason.
 CREATE OR REPLACE TEMP TABLE classified_interactions AS
 WITH typed AS (
     SELECT
         s.*,
-        TRY_CAST(user_id AS BIGINT) AS user_id_n,
-        TRY_CAST(item_id AS BIGINT) AS item_id_n,
+        CASE WHEN regexp_full_match(user_id, '[+-]?\d+') THEN TRY_CAST(user_id AS BIGINT) END AS user_id_n,
+        CASE WHEN regexp_full_match(item_id, '[+-]?\d+') THEN TRY_CAST(item_id AS BIGINT) END AS item_id_n,
         TRY_CAST(rating AS DOUBLE) AS rating_n,
-        CASE
-            WHEN regexp_full_match(ts, '-?\d+(\.\d+)?') THEN
-                try(make_timestamp(CAST(TRY_CAST(ts AS DOUBLE) * 1000000 AS BIGINT)))
-            ELSE TRY_CAST(TRY_CAST(ts AS TIMESTAMPTZ) AT TIME ZONE 'UTC' AS TIMESTAMP)
-        END AS ts_n
+        CASE WHEN regexp_full_match(ts, '-?\d+(\.\d+)?') THEN TRY_CAST(ts AS DOUBLE) END AS epoch
     FROM staged_interactions AS s
+),
+timed AS (
+    SELECT
+        *,
+        CASE
+            WHEN epoch IS NULL THEN NULL
+            WHEN abs(epoch) < 1e11 THEN 'seconds'
+            WHEN abs(epoch) < 1e14 THEN 'milliseconds'
+            WHEN abs(epoch) < 1e17 THEN 'microseconds'
+            ELSE 'nanoseconds'
+        END AS unit,
+        CASE
+            WHEN epoch IS NULL THEN TRY_CAST(TRY_CAST(ts AS TIMESTAMPTZ) AT TIME ZONE 'UTC' AS TIMESTAMP)
+            ELSE try(make_timestamp(CASE  -- microseconds: integers exactly, fractions via DOUBLE (sub-microsecond rounding)
+                WHEN contains(ts, '.') THEN CAST(round(epoch * CASE
+                    WHEN abs(epoch) < 1e11 THEN 1e6 WHEN abs(epoch) < 1e14 THEN 1e3 WHEN abs(epoch) < 1e17 THEN 1 ELSE 1e-3 END) AS BIGINT)
+                WHEN abs(epoch) < 1e11 THEN CAST(CAST(ts AS HUGEINT) * 1000000 AS BIGINT)
+                WHEN abs(epoch) < 1e14 THEN CAST(CAST(ts AS HUGEINT) * 1000 AS BIGINT)
+                WHEN abs(epoch) < 1e17 THEN CAST(ts AS BIGINT)
+                ELSE CAST((CAST(ts AS HUGEINT) + 500) // 1000 AS BIGINT)
+            END))
+        END AS ts_n
+    FROM typed
 ),
 judged AS (
     SELECT
@@ -19,18 +42,21 @@ judged AS (
         CASE
             WHEN n_fields <> $expected_fields THEN format('expected {} fields, found {}', $expected_fields, n_fields)
             WHEN user_id IS NULL THEN 'missing user_id'
-            WHEN user_id_n IS NULL THEN format('unparsable user_id ''{}''', user_id)
+            WHEN user_id_n IS NULL THEN format('user_id ''{}'' is not an integer', user_id)
             WHEN item_id IS NULL THEN 'missing item_id'
-            WHEN item_id_n IS NULL THEN format('unparsable item_id ''{}''', item_id)
+            WHEN item_id_n IS NULL THEN format('item_id ''{}'' is not an integer', item_id)
             WHEN rating IS NULL THEN 'missing rating'
             WHEN rating_n IS NULL OR isnan(rating_n) THEN format('unparsable rating ''{}''', rating)
             WHEN rating_n < $rating_min OR rating_n > $rating_max
                 THEN format('rating {} out of range [{}, {}]', rating_n, $rating_min, $rating_max)
             WHEN ts IS NULL THEN 'missing timestamp'
             WHEN ts_n IS NULL THEN format('bad timestamp ''{}''', ts)
+            WHEN epoch < 0 THEN format('negative timestamp ''{}''', ts)
+            WHEN ts_n > $max_ts THEN format('timestamp {} is in the future (after {})', ts_n, $max_ts)
+            WHEN ts_n < $min_ts THEN format('timestamp {} is before the floor {} (RECS_MIN_TIMESTAMP)', ts_n, $min_ts)
             WHEN $check_catalog AND item_id_n NOT IN (SELECT item_id FROM catalog) THEN format('unknown item {}', item_id_n)
         END AS reason
-    FROM typed
+    FROM timed
 )
 SELECT
     line_number, raw, user_id_n AS user_id, item_id_n AS item_id, rating_n AS rating, ts_n AS ts,
@@ -38,5 +64,8 @@ SELECT
         reason,
         CASE WHEN row_number() OVER (PARTITION BY user_id_n, item_id_n, ts_n ORDER BY line_number) > 1
              THEN 'duplicate of an earlier row (user_id, item_id, timestamp)' END
-    ) AS reason
-FROM judged;
+    ) AS reason,
+    CASE WHEN unit <> 'seconds' THEN format('timestamp in {} since the epoch, converted', unit) END AS note
+FROM judged
+UNION ALL BY NAME
+SELECT line_number, raw, reason FROM rejected_lines WHERE line_number > $header_lines;

@@ -1,5 +1,5 @@
--- Interactions timestamped before the plausibility floor $min_ts.
-SELECT * EXCLUDE (loaded_at)
+-- Stored interactions timestamped before the plausibility floor $min_ts (ingest quarantines such rows), time as text.
+SELECT user_id, item_id, rating, ts::VARCHAR AS ts, source
 FROM interactions
 WHERE ts < $min_ts
-ORDER BY ts, user_id, item_id;
+ORDER BY interactions.ts, user_id, item_id;

@@ -1,5 +1,5 @@
--- Interactions timestamped after $max_ts (the moment of the check).
-SELECT * EXCLUDE (loaded_at)
+-- Stored interactions timestamped after $max_ts (ingest quarantines such rows; these predate that), time as text.
+SELECT user_id, item_id, rating, ts::VARCHAR AS ts, source
 FROM interactions
 WHERE ts > $max_ts
-ORDER BY ts DESC, user_id, item_id;
+ORDER BY interactions.ts DESC, user_id, item_id;

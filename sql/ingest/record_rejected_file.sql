@@ -1,0 +1,1 @@
+INSERT INTO rejected_files VALUES ($sha256, $source, $reason, $rejected_at);
