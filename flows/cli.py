@@ -58,6 +58,7 @@ def run(
     ranker: Annotated[Optional[RankerName], typer.Option(help="Ranking backend.")] = None,
     k: Annotated[Optional[int], typer.Option(help="Recommendations per user (at most --n-candidates).")] = None,
     n_candidates: Annotated[Optional[int], typer.Option(help="ALS candidates per user handed to the ranker.")] = None,
+    replace_source: Annotated[bool, typer.Option("--replace-source", help="The home was built from another source: replace its data (published partitions are kept).")] = False,
     llm_model: Annotated[Optional[str], typer.Option(help="Chat model of the llm ranker (env RECS_LLM_MODEL).")] = None,
     llm_rpm: Annotated[Optional[int], typer.Option(help="LLM requests per minute at most (env RECS_LLM_RPM).")] = None,
     llm_tpm: Annotated[Optional[int], typer.Option(help="LLM tokens per minute at most (env RECS_LLM_TPM).")] = None,
@@ -70,7 +71,7 @@ def run(
     try:
         params = RunParameters.checked(
             data=data, catalog=catalog, home=home, run_date=parse_date(run_date), ranker=ranker, k=k,
-            n_candidates=n_candidates, llm_model=llm_model, llm_rpm=llm_rpm, llm_tpm=llm_tpm,
+            n_candidates=n_candidates, replace_source=replace_source or None, llm_model=llm_model, llm_rpm=llm_rpm, llm_tpm=llm_tpm,
             llm_concurrency=llm_concurrency, llm_max_users=llm_max_users,
         )
         settings = params.settings()
@@ -94,11 +95,12 @@ def parse_date(text: str | None) -> date | None:
 
 def check_before_start(settings: Settings) -> None:
     """What can be known wrong before Prefect starts: a source that is not there, a home that cannot be written."""
-    from tasks.home import exclusive
-    from tasks.ingest import detect_source
+    from tasks.source import detect_source
 
     if settings.data is not None:
-        detect_source(settings.data, settings.catalog)
+        detect_source(settings.data, settings.catalog, settings.max_input_bytes)
+    from tasks.home import exclusive  # imports Prefect: after the checks that need nothing of it
+
     with exclusive(settings):  # writable and not in use (the flow takes the lock for real)
         pass
 

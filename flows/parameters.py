@@ -21,6 +21,7 @@ OptionalDate = Annotated[date | None, optional({"type": "string", "format": "dat
 OptionalPath = Annotated[Path | None, optional({"type": "string"})]
 OptionalText = Annotated[str | None, optional({"type": "string"})]
 OptionalCount = Annotated[int | None, optional({"type": "integer", "minimum": 1})]
+OptionalFlag = Annotated[bool | None, optional({"type": "boolean"})]
 OptionalRanker = Annotated[RankerName | None, optional({"type": "string", "enum": ["als", "llm"]})]
 
 
@@ -59,6 +60,9 @@ class RunParameters(Checked):
     llm_rpm: OptionalCount = Field(None, ge=1, description="LLM requests per minute at most.")
     llm_tpm: OptionalCount = Field(None, ge=1, description="LLM tokens per minute at most.")
     llm_concurrency: OptionalCount = Field(None, ge=1, description="LLM requests in flight at most.")
+    replace_source: OptionalFlag = Field(
+        None, description="The source differs from the one the home was built from: replace the home's data (published partitions are kept)."
+    )
     llm_max_users: OptionalCount = Field(
         None, ge=1, description="Uncached users sent to the LLM per run at most (most changed first; the rest keep ALS order)."
     )
