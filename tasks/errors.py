@@ -62,3 +62,8 @@ def one_line(error: ValidationError) -> str:
         message = problem["msg"].removeprefix("Value error, ")
         parts.append(f"{where}: {message}" if where else message)
     return "; ".join(parts)
+
+
+def retry_unless_expected(task: object, task_run: object, state: object) -> bool:
+    """Prefect retry condition: retry transient failures, not expected ones (bad data or a stop fail again)."""
+    return not is_expected(state.result(raise_on_failure=False))  # type: ignore[attr-defined]

@@ -13,9 +13,14 @@ import pyarrow.parquet as pq
 from prefect import task
 
 from tasks import db
+from tasks.errors import RecsError, retry_unless_expected
 from tasks.settings import Settings
 
 PARTITION_FILE = "data.parquet"
+
+
+class NothingToPublish(RecsError):
+    """The night has no ranked rows."""
 
 
 @dataclass(frozen=True)
@@ -44,7 +49,7 @@ def write_atomically(table: pa.Table, target: Path, staging_dir: Path) -> None:
 def publish_run(con, settings: Settings) -> Published:
     table = con.sql(db.sql("publish/recommendations"), params={"run_date": settings.run_date, "k": settings.k}).to_arrow_table()
     if table.num_rows == 0:
-        raise ValueError(f"nothing to publish for {settings.run_date}: no ranked rows")
+        raise NothingToPublish(f"nothing to publish for {settings.run_date}: no ranked rows")
     target = partition_dir(settings.recommendations_dir, settings.run_date) / PARTITION_FILE
     write_atomically(table, target, settings.staging_dir)
     users = len(table.column("user_id").unique())
@@ -63,7 +68,7 @@ def publish_run(con, settings: Settings) -> Published:
     return Published(target, users, table.num_rows)
 
 
-@task(name="publish", retries=2, retry_delay_seconds=2)
+@task(name="publish", retries=2, retry_delay_seconds=2, retry_condition_fn=retry_unless_expected)
 def publish(settings: Settings) -> Published:
     """Prefect task: publish this run_date's recommendations."""
     with db.connect(settings.db_path) as con:
