@@ -107,9 +107,8 @@ def store_candidates(con, frame: pl.DataFrame, settings: Settings, model_version
     with db.transaction(con):
         db.run(con, "candidates/replace", params)
         db.run(con, "rank/clear", params)
-        con.register("new_candidates", frame.to_arrow())
-        db.run(con, "candidates/insert", params | {"model_version": model_version})
-        con.unregister("new_candidates")
+        with db.registered(con, "new_candidates", frame):
+            db.run(con, "candidates/insert", params | {"model_version": model_version})
 
 
 @task(name="candidates")

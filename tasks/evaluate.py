@@ -216,9 +216,8 @@ def llm_topn(
         base = settings.model_copy(update={"home": Path(tmp), "llm_max_users": None})  # llm_users is the cap here
         with connect(base.db_path) as con:
             ingest_into(con, data, settings, Path(tmp))
-            con.register("eval_known", known.to_arrow())
-            db.run(con, "evaluate/keep_known_pairs")
-            con.unregister("eval_known")
+            with db.registered(con, "eval_known", known):
+                db.run(con, "evaluate/keep_known_pairs")
             store_candidates(con, frame, base, "eval")
             candidates = db.frame(con, "rank/batch_candidates",
                                   {"run_date": base.run_date, "user_ids": holdout.user_ids[user_rows].tolist()})

@@ -273,9 +273,8 @@ class LlmRanker:
                     default=False, return_dtype=pl.Boolean))
             with db.transaction(con):
                 db.run(con, "llm/plan_delete", {"run_date": s.run_date})
-                con.register("new_llm_plan", plan.to_arrow())
-                db.run(con, "llm/plan_put", params)
-                con.unregister("new_llm_plan")
+                with db.registered(con, "new_llm_plan", plan):
+                    db.run(con, "llm/plan_put", params)
             rows = db.run(con, "llm/plan_get", params)
         admitted = {uid for uid, ok in rows if ok}
         run_logger().info("llm cap: %d of %d users admitted (%d cached, at most %d uncached sent)", len(admitted),
@@ -475,13 +474,11 @@ class LlmRanker:
             for uid, r in zip(user_ids, results)
         ])
         with lock, db.transaction(con):
-            con.register("new_llm_calls", calls.to_arrow())
-            db.run(con, "llm/insert_calls", {"run_date": s.run_date})
-            con.unregister("new_llm_calls")
+            with db.registered(con, "new_llm_calls", calls):
+                db.run(con, "llm/insert_calls", {"run_date": s.run_date})
             db.run(con, "llm/replace_users", {"run_date": s.run_date, "user_ids": user_ids})
-            con.register("new_llm_users", users.to_arrow())
-            db.run(con, "llm/insert_users", {"run_date": s.run_date})
-            con.unregister("new_llm_users")
+            with db.registered(con, "new_llm_users", users):
+                db.run(con, "llm/insert_users", {"run_date": s.run_date})
 
     def _log(self, results: list[UserResult], summary: pl.DataFrame) -> None:
         logger = run_logger()

@@ -238,9 +238,8 @@ def train_model(con: duckdb.DuckDBPyConnection, settings: Settings) -> TrainResu
                 "decision": decision,
             },
         )
-        con.register("new_metrics", metrics.to_arrow())
-        run(con, "train/record_metrics", {"model_version": version})
-        con.unregister("new_metrics")
+        with db.registered(con, "new_metrics", metrics):
+            run(con, "train/record_metrics", {"model_version": version})
     serving = version if promoted else current[0][0]
     return TrainResult(version, promoted, serving, decision, metrics)
 
