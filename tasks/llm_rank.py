@@ -319,7 +319,9 @@ class LlmRanker:
         return [context.order[i : i + size] for i in range(0, len(context.order), size)]
 
     def _data(self, context: UserContext, chunk: list[int]) -> str:
+        """Every catalogue-derived string of the prompt (genres, titles), fenced: nothing of the catalogue goes elsewhere."""
         return fence({
+            "top_genres": context.genres,
             "liked": [{"id": h, "title": e["title"]} for h, e in context.liked.items()],
             "disliked": [{"id": h, "title": e["title"]} for h, e in context.disliked.items()],
             "candidates": [{"id": context.cid(i), "title": context.candidates[i]["title"]} for i in chunk],
@@ -328,8 +330,7 @@ class LlmRanker:
     def _messages(self, context: UserContext, chunk: list[int]) -> list[dict[str, str]]:
         s = self.settings
         system = fill(self.prompt["system"], max_chars=s.llm_explanation_chars, max_evidence=s.evidence_items)
-        user = fill(self.prompt["user"], n_liked=context.n_liked, n_disliked=context.n_disliked,
-                    genres=", ".join(context.genres) or "unknown", n_candidates=len(chunk),
+        user = fill(self.prompt["user"], n_liked=context.n_liked, n_disliked=context.n_disliked, n_candidates=len(chunk),
                     data=self._data(context, chunk))
         return [{"role": "system", "content": system}, {"role": "user", "content": user}]
 
