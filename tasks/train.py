@@ -99,7 +99,7 @@ def popular_topk(popularity: np.ndarray, seen: sp.csr_matrix, n: int, batch: int
         block = np.asarray(seen[start : start + batch][:, head].todense()) > 0
         ranks = np.where(block, depth, np.arange(depth))  # seen items sink to the end
         chosen = np.sort(ranks, axis=1)[:, :n]
-        out[start : start + batch] = np.where(chosen < depth, head[np.minimum(chosen, depth - 1)], PAD)
+        out[start : start + batch, : chosen.shape[1]] = np.where(chosen < depth, head[np.minimum(chosen, depth - 1)], PAD)
     return out
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+
 import numpy as np
 import polars as pl
 import pytest
@@ -62,6 +64,14 @@ def test_rerun_of_the_same_night_resumes(settings, ingested):
     first = train_model(ingested, settings)
     again = train_model(ingested, settings)
     assert again.resumed and again.model_version == first.model_version
+
+
+def test_a_rerun_whose_model_directory_was_deleted_trains_it_again(settings, ingested):
+    first = train_model(ingested, settings)
+    shutil.rmtree(settings.models_dir / first.model_version)
+    again = train_model(ingested, settings)
+    assert not again.resumed and again.serving_version == first.model_version
+    assert (settings.models_dir / first.model_version / "als.npz").exists()
 
 
 def test_a_model_worse_than_the_current_one_is_not_promoted(settings, ingested):
