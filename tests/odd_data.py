@@ -21,10 +21,10 @@ def write_ratings(path: Path, users, items, ratings) -> Path:
     return path
 
 
-def write_catalog(path: Path, item_ids, titles: list[str] | None = None) -> Path:
-    """A catalogue CSV (item_id,title,genres)."""
+def write_catalog(path: Path, item_ids, titles: list[str] | None = None, genres: str = "Drama") -> Path:
+    """A catalogue CSV (item_id,title,genres), every item with the same `|`-separated genres."""
     ids = [int(i) for i in item_ids]
-    pl.DataFrame({"item_id": ids, "title": titles or [f"Film {i} (1999)" for i in ids], "genres": ["Drama"] * len(ids)}).write_csv(path)
+    pl.DataFrame({"item_id": ids, "title": titles or [f"Film {i} (1999)" for i in ids], "genres": [genres] * len(ids)}).write_csv(path)
     return path
 
 

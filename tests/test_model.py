@@ -14,7 +14,7 @@ from tasks.candidates import build_candidates, explain_batch
 from tasks.ingest import ingest_source, resolve_source
 from tasks.metrics import ranking_metrics
 from tasks.settings import Settings
-from tasks.train import latest_ratings, load_model, promotion_decision, to_matrices, train_model
+from tasks.train import latest_ratings, load_interactions, load_model, promotion_decision, to_matrices, train_model
 
 
 @pytest.fixture
@@ -123,3 +123,26 @@ def test_candidates_are_unseen_grounded_and_cover_every_user(settings, ingested)
     cited = frame.filter(source="als").explode("evidence_item_ids").drop_nulls("evidence_item_ids")
     outside = cited.join(liked, left_on=["user_id", "evidence_item_ids"], right_on=["user_id", "item_id"], how="anti")
     assert cited.height > 0 and outside.height == 0, "evidence is always the user's own liked items"
+
+
+def test_a_like_taken_back_is_no_like_in_popularity_training_or_history(settings, con):
+    """One definition of a like (latest_ratings in sql/schema.sql): user 1 rated item 10 with 5, later with 1."""
+    con.execute("""
+        INSERT INTO catalog VALUES (10, 'Retracted (1990)', ['Drama'], 1990, 't'), (20, 'Kept (1991)', ['Drama'], 1991, 't');
+        INSERT INTO interactions VALUES
+            (1, 10, 5.0, '2020-01-01', 't', now()), (1, 10, 1.0, '2020-02-01', 't', now()),
+            (1, 20, 5.0, '2020-01-01', 't', now()), (2, 20, 5.0, '2020-01-01', 't', now())
+    """)
+    threshold = {"like_threshold": settings.like_threshold}
+
+    popularity = dict(db.frame(con, "candidates/popularity", threshold).iter_rows())
+    assert popularity == {10: 0, 20: 2}, "a superseded rating is not counted"
+
+    data = load_interactions(con, settings.like_threshold, settings.als_alpha)
+    liked_pairs = {(data.user_ids[u], data.item_ids[i]) for u, i in zip(*data.likes.nonzero())}
+    assert liked_pairs == {(1, 20), (2, 20)} and data.seen.nnz == 3
+
+    history = db.frame(con, "llm/history", threshold | {"run_date": RUN_DATE, "user_ids": [1], "max_liked": 8, "max_disliked": 3})
+    assert [h["item_id"] for h in history["liked"][0]] == [20]
+    assert [h["item_id"] for h in history["disliked"][0]] == [10]
+    assert con.sql("SELECT * FROM likes(3) ORDER BY ALL").fetchall() == [(1, 20), (2, 20)]
