@@ -208,3 +208,21 @@ CREATE TABLE IF NOT EXISTS home_source (
     location    VARCHAR NOT NULL,   -- generated-<params>, or the resolved directory holding the data
     recorded_at TIMESTAMP NOT NULL
 );
+
+-- Issue 12 §3/§7 (model branch): one definition of a like and of a display title. TEMP macros
+-- live in each connection (no catalogue writes, so concurrent connections never conflict, and a
+-- changed definition applies to existing homes at once).
+-- The latest rating of every (user, item) pair; liked = that latest rating is above $threshold.
+-- `ratings` names another table or registered frame with the same columns (user_id, item_id, rating, ts).
+CREATE OR REPLACE TEMP MACRO latest_ratings(threshold, ratings := 'interactions') AS TABLE
+SELECT user_id, item_id, arg_max(rating, ts) AS rating, max(ts) AS ts, arg_max(rating, ts) > threshold AS liked
+FROM query_table(ratings)
+GROUP BY user_id, item_id;
+
+-- The (user, item) pairs a user likes.
+CREATE OR REPLACE TEMP MACRO likes(threshold, ratings := 'interactions') AS TABLE
+SELECT user_id, item_id FROM latest_ratings(threshold, ratings := ratings) WHERE liked;
+
+-- A catalogue title as explanations and prompts show it: at most 80 characters, an ellipsis when cut.
+CREATE OR REPLACE TEMP MACRO display_title(title) AS
+CASE WHEN length(title) > 80 THEN rtrim(left(title, 79)) || '…' ELSE title END;

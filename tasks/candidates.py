@@ -12,10 +12,7 @@ from threadpoolctl import threadpool_limits
 
 from tasks import db
 from tasks.settings import Settings
-from tasks.train import load_model, popular_topk, to_matrices
-
-NO_EVIDENCE = -1
-
+from tasks.train import PAD, latest_ratings, load_model, popular_topk, to_matrices
 
 def explain_batch(
     model: AlternatingLeastSquares, likes: sp.csr_matrix, user_rows: np.ndarray, item_rows: np.ndarray, top: int
@@ -23,12 +20,12 @@ def explain_batch(
     """Per (user, candidate): the `top` liked items contributing most to the ALS score, best first.
 
     The maths of implicit's `explain()` (Hu, Koren & Volinsky, section 5), solved once per user for
-    all its candidates at once. Returns item indices shaped (users, candidates, top), -1 where fewer
+    all its candidates at once. Returns item rows shaped (users, candidates, top), PAD where fewer
     items contribute positively.
     """
     factors = model.item_factors
     base = factors.T @ factors + model.regularization * np.eye(factors.shape[1], dtype=factors.dtype)
-    evidence = np.full((len(user_rows), item_rows.shape[1], top), NO_EVIDENCE, dtype=np.int64)
+    evidence = np.full((len(user_rows), item_rows.shape[1], top), PAD, dtype=np.int64)
     for n, (user, candidates) in enumerate(zip(user_rows, item_rows)):
         history = likes.indices[likes.indptr[user] : likes.indptr[user + 1]]
         confidence = likes.data[likes.indptr[user] : likes.indptr[user + 1]]
@@ -36,57 +33,89 @@ def explain_batch(
         weights = base + (history_factors.T * (confidence - 1)) @ history_factors
         weighted = np.linalg.solve(weights, factors[candidates].T)
         contribution = (history_factors @ weighted) * confidence[:, None]  # history x candidates
-        best = np.argsort(-contribution, axis=0)[:top]
+        best = top_rows(contribution, top)
         positive = np.take_along_axis(contribution, best, axis=0) > 0
-        evidence[n, :, : best.shape[0]] = np.where(positive, history[best], NO_EVIDENCE).T
+        evidence[n, :, : best.shape[0]] = np.where(positive, history[best], PAD).T
     return evidence
+
+
+def top_rows(values: np.ndarray, top: int) -> np.ndarray:
+    """Row indices of the `top` largest values of each column, largest first (a partition first: long histories)."""
+    if values.shape[0] > top:
+        values_part = np.argpartition(-values, top - 1, axis=0)[:top]
+        order = np.argsort(-np.take_along_axis(values, values_part, axis=0), axis=0, kind="stable")
+        return np.take_along_axis(values_part, order, axis=0)
+    return np.argsort(-values, axis=0, kind="stable")
 
 
 def als_candidates(
     model: AlternatingLeastSquares, likes: sp.csr_matrix, seen: sp.csr_matrix, user_rows: np.ndarray, n: int, top: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(item rows, scores, evidence rows) of the n best unseen items for each user row."""
+    """(item rows, scores, evidence rows) of up to n best unseen items for each user row, PAD beyond a user's unseen items.
+
+    implicit pads a user with fewer unseen items than n with seen ones (scored about -3.4e38): they become PAD.
+    """
+    n = min(n, model.item_factors.shape[0])
     with threadpool_limits(1, "blas"):
         ids, scores = model.recommend(user_rows, seen[user_rows], N=n, filter_already_liked_items=True)
+        ids, scores = np.atleast_2d(ids), np.atleast_2d(scores)
+        ids = np.where(unseen(ids, seen[user_rows]), ids, PAD)
         evidence = explain_batch(model, likes, user_rows, np.maximum(ids, 0), top)
     return ids, scores, evidence
 
 
-def long_frame(user_ids: np.ndarray, item_ids: np.ndarray, scores: np.ndarray, evidence: np.ndarray, source: str) -> pl.DataFrame:
-    """Users x ranks arrays (evidence: users x ranks x top) -> one row per candidate, padding dropped."""
-    n_users, depth = item_ids.shape
-    evidence_lists = pl.Series(evidence.reshape(n_users * depth, evidence.shape[-1])).arr.to_list()
+def unseen(rows: np.ndarray, seen: sp.csr_matrix) -> np.ndarray:
+    """Mask of the item rows (users x ranks, PAD allowed) that are real and not in the user's seen row."""
+    if rows.size == 0:
+        return np.zeros(rows.shape, dtype=bool)
+    users = np.broadcast_to(np.arange(rows.shape[0])[:, None], rows.shape)
+    return (rows >= 0) & (np.asarray(seen[users.ravel(), np.maximum(rows, 0).ravel()]).reshape(rows.shape) == 0)
+
+
+def long_frame(
+    user_ids: np.ndarray, item_ids: np.ndarray, rows: np.ndarray, scores: np.ndarray, evidence: np.ndarray, source: str
+) -> pl.DataFrame:
+    """Users x ranks item rows (evidence: users x ranks x top item rows) -> one row per candidate, with the
+    external ids of `item_ids`; PAD rows and evidence are dropped."""
+    n_users, depth = rows.shape
+    cells, top = n_users * depth, evidence.shape[-1]
+    flat_evidence = evidence.reshape(cells, top)
+    evidence_ids = pl.Series("evidence_item_ids", item_ids[np.maximum(flat_evidence, 0)].ravel() if cells else [], pl.Int64)
+    evidence_lists = (
+        evidence_ids.to_frame()
+        .select(pl.when(pl.Series((flat_evidence >= 0).ravel())).then(pl.col("evidence_item_ids")))
+        .to_series()
+        .reshape((cells, top))
+        .arr.to_list()
+        .list.drop_nulls()
+    )
     frame = pl.DataFrame(
         {
-            "user_id": np.repeat(user_ids, depth),
-            "item_id": item_ids.ravel(),
+            "user_id": pl.Series(np.repeat(user_ids, depth), dtype=pl.Int64),
+            "item_id": pl.Series(item_ids[np.maximum(rows, 0)].ravel() if cells else [], dtype=pl.Int64),
             "als_rank": np.tile(np.arange(1, depth + 1, dtype=np.int32), n_users),
             "als_score": scores.ravel().astype(np.float64),
-            "evidence_item_ids": evidence_lists.list.eval(pl.element().filter(pl.element() != NO_EVIDENCE)),
+            "evidence_item_ids": evidence_lists,
         }
     )
-    return frame.filter(pl.col("item_id") != NO_EVIDENCE).with_columns(source=pl.lit(source))
-
-
-def external_ids(ids: np.ndarray, index: np.ndarray) -> np.ndarray:
-    """Index rows -> external ids, keeping -1 padding."""
-    return np.where(ids >= 0, index[np.maximum(ids, 0)], NO_EVIDENCE)
+    return frame.filter(pl.Series(rows.ravel() >= 0)).with_columns(source=pl.lit(source))
 
 
 def build_candidates(con, settings: Settings, serving_version: str) -> pl.DataFrame:
-    """Candidates of every known user: ALS for users with likes the model knows, popular items otherwise."""
+    """Candidates of every known user: ALS for users with likes and unseen items the model knows, popular items otherwise.
+
+    A user gets only real unseen items: fewer than n_candidates (none when they have seen the whole catalogue) is fine.
+    """
     model, model_users, model_items = load_model(settings.models_dir / serving_version)
-    ratings = db.frame(con, "train/interactions")
-    data = to_matrices(ratings, model_users, model_items, settings.like_threshold, settings.als_alpha)
+    ratings = latest_ratings(con, settings.like_threshold)
+    data = to_matrices(ratings, model_users, model_items, settings.als_alpha)
     als_rows = np.flatnonzero(np.diff(data.likes.indptr) > 0)
 
-    ids, scores, evidence = als_candidates(model, data.likes, data.seen, als_rows, settings.n_candidates, settings.evidence_items)
-    als = long_frame(
-        model_users[als_rows], external_ids(ids, model_items), scores, external_ids(evidence, model_items), "als"
-    )
+    rows, scores, evidence = als_candidates(model, data.likes, data.seen, als_rows, settings.n_candidates, settings.evidence_items)
+    als = long_frame(model_users[als_rows], model_items, rows, scores, evidence, "als")
 
     all_users = db.frame(con, "candidates/users")["user_id"].to_numpy()
-    cold_users = np.setdiff1d(all_users, model_users[als_rows])
+    cold_users = np.setdiff1d(all_users, als["user_id"].unique().to_numpy())
     return pl.concat([als, popular_candidates(con, settings, ratings, cold_users)])
 
 
@@ -94,11 +123,10 @@ def popular_candidates(con, settings: Settings, ratings: pl.DataFrame, users: np
     """The most liked unseen catalogue items for users ALS cannot serve; score = share of the top item's likes."""
     popularity = db.frame(con, "candidates/popularity", {"like_threshold": settings.like_threshold})
     items, likes = popularity["item_id"].to_numpy(), popularity["likes"].to_numpy().astype(float)
-    seen = to_matrices(ratings, users, items, settings.like_threshold, settings.als_alpha).seen
+    seen = to_matrices(ratings, users, items, settings.als_alpha).seen
     rows = popular_topk(likes, seen, settings.n_candidates)
     scores = np.where(rows >= 0, likes[np.maximum(rows, 0)] / max(likes.max(initial=0), 1), 0.0)
-    no_evidence = np.full((*rows.shape, 1), NO_EVIDENCE)
-    return long_frame(users, external_ids(rows, items), scores, no_evidence, "popular")
+    return long_frame(users, items, rows, scores, np.full((*rows.shape, 1), PAD), "popular")
 
 
 def store_candidates(con, frame: pl.DataFrame, settings: Settings, model_version: str) -> None:
@@ -107,9 +135,8 @@ def store_candidates(con, frame: pl.DataFrame, settings: Settings, model_version
     with db.transaction(con):
         db.run(con, "candidates/replace", params)
         db.run(con, "rank/clear", params)
-        con.register("new_candidates", frame.to_arrow())
-        db.run(con, "candidates/insert", params | {"model_version": model_version})
-        con.unregister("new_candidates")
+        with db.registered(con, "new_candidates", frame):
+            db.run(con, "candidates/insert", params | {"model_version": model_version})
 
 
 @task(name="candidates")

@@ -44,6 +44,16 @@ def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConne
     con.commit()
 
 
+@contextmanager
+def registered(con: duckdb.DuckDBPyConnection, name: str, frame: pl.DataFrame) -> Iterator[duckdb.DuckDBPyConnection]:
+    """`frame` visible to SQL as the view `name` inside the block; unregistered afterwards, whatever happens."""
+    con.register(name, frame.to_arrow())
+    try:
+        yield con
+    finally:
+        con.unregister(name)
+
+
 def run(con: duckdb.DuckDBPyConnection, name: str, params: Mapping[str, Any] | None = None) -> list[tuple]:
     """Execute `sql/<name>.sql` with named parameters and return all its rows."""
     return con.execute(sql(name), dict(params or {})).fetchall()

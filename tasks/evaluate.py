@@ -45,8 +45,6 @@ import polars as pl
 
 from tasks import db
 from tasks.candidates import (
-    NO_EVIDENCE,
-    external_ids,
     long_frame,
     als_candidates,
     store_candidates,
@@ -58,6 +56,7 @@ from tasks.metrics import CUTOFFS, hit_matrix, per_user_metrics, ranking_metrics
 from tasks.rank import AlsRanker
 from tasks.settings import EVAL_LLM_USERS, Settings, SplitName
 from tasks.train import (
+    PAD,
     Holdout,
     Interactions,
     als_topn,
@@ -126,9 +125,16 @@ def fixed_holdout(data: Path | None, split: SplitName, settings: Settings) -> Ho
         raise InputError(f"{split}.base and {split}.test share {overlap} (user, item) pairs: not a split")
     both = pl.concat([base, test])
     user_ids, item_ids = np.unique(both["user_id"].to_numpy()), np.unique(both["item_id"].to_numpy())
-    train = to_matrices(base, user_ids, item_ids, settings.like_threshold, 1.0)
-    held_out = to_matrices(test, user_ids, item_ids, settings.like_threshold, 1.0).likes
+    train = to_matrices(split_likes(base, settings.like_threshold), user_ids, item_ids, 1.0)
+    held_out = to_matrices(split_likes(test, settings.like_threshold), user_ids, item_ids, 1.0).likes
     return Holdout(train.likes, held_out, train.seen, np.flatnonzero(np.diff(held_out.indptr) > 0), user_ids, item_ids)
+
+
+def split_likes(ratings: pl.DataFrame, like_threshold: float) -> pl.DataFrame:
+    """(user_id, item_id, rating, liked) of a u.data-format frame, likes as the nightly run defines them (sql/schema.sql)."""
+    with tempfile.TemporaryDirectory(prefix="recs-eval-") as tmp, connect(Path(tmp) / "split.duckdb") as con:
+        with db.registered(con, "split_ratings", ratings.rename({"timestamp": "ts"})):
+            return db.frame(con, "evaluate/latest_ratings", {"like_threshold": like_threshold})
 
 
 def als_settings(settings: Settings, **params) -> Settings:
@@ -144,12 +150,12 @@ def ranker_topn(model, holdout: Holdout, settings: Settings, depth: int) -> np.n
     """Candidates (with evidence) -> AlsRanker -> item rows per test user, as the nightly flow does it."""
     train = (holdout.train * settings.als_alpha).tocsr()
     ids, scores, evidence = als_candidates(model, train, holdout.seen, holdout.users, N_CANDIDATES, settings.evidence_items)
-    frame = long_frame(holdout.users, ids, scores, evidence, "als").with_columns(
+    frame = long_frame(holdout.users, np.arange(holdout.train.shape[1]), ids, scores, evidence, "als").with_columns(
         evidence_titles=pl.col("evidence_item_ids").list.eval(pl.element().cast(pl.String)),
         model_version=pl.lit("eval"),
     )
     ranked = AlsRanker().rank(frame, depth)
-    out = np.full((len(holdout.users), depth), NO_EVIDENCE, dtype=np.int64)
+    out = np.full((len(holdout.users), depth), PAD, dtype=np.int64)
     position = np.searchsorted(holdout.users, ranked["user_id"].to_numpy())
     out[position, ranked["rank"].to_numpy() - 1] = ranked["item_id"].to_numpy()
     return out
@@ -208,7 +214,7 @@ def llm_topn(
     train = (holdout.train * settings.als_alpha).tocsr()
     ids, scores, evidence = als_candidates(model, train, holdout.seen, user_rows, N_CANDIDATES, settings.evidence_items)
     items = holdout.item_ids
-    frame = long_frame(holdout.user_ids[user_rows], external_ids(ids, items), scores, external_ids(evidence, items), "als")
+    frame = long_frame(holdout.user_ids[user_rows], items, ids, scores, evidence, "als")
     seen = holdout.seen.tocoo()
     known = pl.DataFrame({"user_id": holdout.user_ids[seen.row], "item_id": items[seen.col]})
     out: dict[str, tuple[np.ndarray | None, str]] = {}
@@ -216,9 +222,8 @@ def llm_topn(
         base = settings.model_copy(update={"home": Path(tmp), "llm_max_users": None})  # llm_users is the cap here
         with connect(base.db_path) as con:
             ingest_into(con, data, settings, Path(tmp))
-            con.register("eval_known", known.to_arrow())
-            db.run(con, "evaluate/keep_known_pairs")
-            con.unregister("eval_known")
+            with db.registered(con, "eval_known", known):
+                db.run(con, "evaluate/keep_known_pairs")
             store_candidates(con, frame, base, "eval")
             candidates = db.frame(con, "rank/batch_candidates",
                                   {"run_date": base.run_date, "user_ids": holdout.user_ids[user_rows].tolist()})
@@ -235,7 +240,7 @@ def llm_topn(
             if fell_back.height == len(user_rows):
                 out[method] = (None, f"failed: all {len(user_rows)} users fell back to ALS order{why}")
                 continue
-            recommended = np.full((len(holdout.users), depth), NO_EVIDENCE, dtype=np.int64)
+            recommended = np.full((len(holdout.users), depth), PAD, dtype=np.int64)
             rows = np.searchsorted(holdout.users, np.searchsorted(holdout.user_ids, ranked["user_id"].to_numpy()))
             recommended[rows, ranked["rank"].to_numpy() - 1] = np.searchsorted(items, ranked["item_id"].to_numpy())
             status = f"ok: {fell_back.height} of {len(user_rows)} users kept ALS order{why}" if fell_back.height else "ok"

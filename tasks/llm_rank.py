@@ -273,9 +273,8 @@ class LlmRanker:
                     default=False, return_dtype=pl.Boolean))
             with db.transaction(con):
                 db.run(con, "llm/plan_delete", {"run_date": s.run_date})
-                con.register("new_llm_plan", plan.to_arrow())
-                db.run(con, "llm/plan_put", params)
-                con.unregister("new_llm_plan")
+                with db.registered(con, "new_llm_plan", plan):
+                    db.run(con, "llm/plan_put", params)
             rows = db.run(con, "llm/plan_get", params)
         admitted = {uid for uid, ok in rows if ok}
         run_logger().info("llm cap: %d of %d users admitted (%d cached, at most %d uncached sent)", len(admitted),
@@ -320,7 +319,9 @@ class LlmRanker:
         return [context.order[i : i + size] for i in range(0, len(context.order), size)]
 
     def _data(self, context: UserContext, chunk: list[int]) -> str:
+        """Every catalogue-derived string of the prompt (genres, titles), fenced: nothing of the catalogue goes elsewhere."""
         return fence({
+            "top_genres": context.genres,
             "liked": [{"id": h, "title": e["title"]} for h, e in context.liked.items()],
             "disliked": [{"id": h, "title": e["title"]} for h, e in context.disliked.items()],
             "candidates": [{"id": context.cid(i), "title": context.candidates[i]["title"]} for i in chunk],
@@ -329,8 +330,7 @@ class LlmRanker:
     def _messages(self, context: UserContext, chunk: list[int]) -> list[dict[str, str]]:
         s = self.settings
         system = fill(self.prompt["system"], max_chars=s.llm_explanation_chars, max_evidence=s.evidence_items)
-        user = fill(self.prompt["user"], n_liked=context.n_liked, n_disliked=context.n_disliked,
-                    genres=", ".join(context.genres) or "unknown", n_candidates=len(chunk),
+        user = fill(self.prompt["user"], n_liked=context.n_liked, n_disliked=context.n_disliked, n_candidates=len(chunk),
                     data=self._data(context, chunk))
         return [{"role": "system", "content": system}, {"role": "user", "content": user}]
 
@@ -475,13 +475,11 @@ class LlmRanker:
             for uid, r in zip(user_ids, results)
         ])
         with lock, db.transaction(con):
-            con.register("new_llm_calls", calls.to_arrow())
-            db.run(con, "llm/insert_calls", {"run_date": s.run_date})
-            con.unregister("new_llm_calls")
+            with db.registered(con, "new_llm_calls", calls):
+                db.run(con, "llm/insert_calls", {"run_date": s.run_date})
             db.run(con, "llm/replace_users", {"run_date": s.run_date, "user_ids": user_ids})
-            con.register("new_llm_users", users.to_arrow())
-            db.run(con, "llm/insert_users", {"run_date": s.run_date})
-            con.unregister("new_llm_users")
+            with db.registered(con, "new_llm_users", users):
+                db.run(con, "llm/insert_users", {"run_date": s.run_date})
 
     def _log(self, results: list[UserResult], summary: pl.DataFrame) -> None:
         logger = run_logger()

@@ -91,9 +91,8 @@ def rank_users(con, settings: Settings, ranker: Ranker, user_ids: list[int]) -> 
     ranked = ranker.rank(candidates, settings.k)
     with db.transaction(con):
         db.run(con, "rank/replace_batch", params)
-        con.register("new_ranked", ranked.to_arrow())
-        db.run(con, "rank/insert_batch", {"run_date": settings.run_date})
-        con.unregister("new_ranked")
+        with db.registered(con, "new_ranked", ranked):
+            db.run(con, "rank/insert_batch", {"run_date": settings.run_date})
     return ranked
 
 

@@ -78,7 +78,7 @@ class Settings(BaseSettings):
     )
 
     # LLM ranker, more (issue 4): prompt, repair, blend, retries
-    llm_prompt_version: str = Field("rank_v2", description="Prompt template prompts/<version>.md (goes into every row).")
+    llm_prompt_version: str = Field("rank_v3", description="Prompt template prompts/<version>.md (goes into every row).")
     llm_candidates_per_call: int | None = Field(None, ge=1, description="Candidates per LLM call; empty: all in one call.")
     llm_history_liked: int = Field(8, ge=0, description="Liked history titles in a prompt at most (evidence, then recent).")
     llm_history_disliked: int = Field(3, ge=0, description="Disliked history titles in a prompt at most (strongest first).")

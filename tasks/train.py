@@ -25,6 +25,7 @@ from tasks.metrics import CUTOFFS, hit_matrix, ranking_metrics
 from tasks.settings import Settings
 
 EVAL_DEPTH = max(CUTOFFS)
+PAD = -1  # pads arrays of internal item row indices; never an external id (any BIGINT id is a normal item)
 
 
 @dataclass(frozen=True)
@@ -50,24 +51,27 @@ class TrainResult:
         return f"{self.decision}{' (reused, already trained tonight)' if self.resumed else ''}"
 
 
+def latest_ratings(con: duckdb.DuckDBPyConnection, like_threshold: float) -> pl.DataFrame:
+    """(user_id, item_id, rating, liked) of every rated pair: latest rating, likes as sql/schema.sql defines them."""
+    return db.frame(con, "train/interactions", {"like_threshold": like_threshold})
+
+
 def load_interactions(con: duckdb.DuckDBPyConnection, like_threshold: float, alpha: float) -> Interactions:
     """All users and items with at least one rating."""
-    frame = db.frame(con, "train/interactions")
+    frame = latest_ratings(con, like_threshold)
     user_ids = np.unique(frame["user_id"].to_numpy())
     item_ids = np.unique(frame["item_id"].to_numpy())
-    return to_matrices(frame, user_ids, item_ids, like_threshold, alpha)
+    return to_matrices(frame, user_ids, item_ids, alpha)
 
 
-def to_matrices(
-    frame: pl.DataFrame, user_ids: np.ndarray, item_ids: np.ndarray, like_threshold: float, alpha: float
-) -> Interactions:
-    """Ratings (user_id, item_id, rating) as matrices over the given sorted id indices; other ids are left out."""
+def to_matrices(frame: pl.DataFrame, user_ids: np.ndarray, item_ids: np.ndarray, alpha: float) -> Interactions:
+    """Latest ratings (user_id, item_id, liked) as matrices over the given sorted id indices; other ids are left out."""
     users, items = frame["user_id"].to_numpy(), frame["item_id"].to_numpy()
     known = np.isin(users, user_ids) & np.isin(items, item_ids)
     rows = np.searchsorted(user_ids, users[known])
     cols = np.searchsorted(item_ids, items[known])
     shape = (len(user_ids), len(item_ids))
-    liked = frame["rating"].to_numpy()[known] > like_threshold
+    liked = frame["liked"].to_numpy()[known]
     likes = sp.csr_matrix((np.full(liked.sum(), alpha, dtype=np.float32), (rows[liked], cols[liked])), shape=shape)
     seen = sp.csr_matrix((np.ones(len(rows), dtype=np.float32), (rows, cols)), shape=shape)
     return Interactions(user_ids, item_ids, likes, seen)
@@ -86,16 +90,16 @@ def fit_als(likes: sp.csr_matrix, settings: Settings) -> AlternatingLeastSquares
 
 
 def popular_topk(popularity: np.ndarray, seen: sp.csr_matrix, n: int, batch: int = 2048) -> np.ndarray:
-    """Top-n most popular items per row of `seen`, excluding seen items (-1 pads short rows)."""
+    """Top-n most popular item rows per row of `seen`, excluding seen items (PAD pads short rows)."""
     order = np.argsort(-popularity, kind="stable")
     depth = min(len(order), n + int(np.diff(seen.indptr).max(initial=0)))
     head = order[:depth]
-    out = np.full((seen.shape[0], n), -1, dtype=np.int64)
+    out = np.full((seen.shape[0], n), PAD, dtype=np.int64)
     for start in range(0, seen.shape[0], batch):
         block = np.asarray(seen[start : start + batch][:, head].todense()) > 0
         ranks = np.where(block, depth, np.arange(depth))  # seen items sink to the end
         chosen = np.sort(ranks, axis=1)[:, :n]
-        out[start : start + batch] = np.where(chosen < depth, head[np.minimum(chosen, depth - 1)], -1)
+        out[start : start + batch, : chosen.shape[1]] = np.where(chosen < depth, head[np.minimum(chosen, depth - 1)], PAD)
     return out
 
 
@@ -137,11 +141,14 @@ def popularity_topn(holdout: Holdout, n: int) -> np.ndarray:
     return popular_topk(popularity, holdout.seen[holdout.users], n)
 
 
+METRIC_COLUMNS = {"method": pl.String, "metric": pl.String, "k": pl.Int64, "value": pl.Float64}
+
+
 def evaluate(data: Interactions, settings: Settings) -> pl.DataFrame:
-    """Holdout metrics of ALS and of popularity on one seeded split of the likes."""
+    """Holdout metrics of ALS and of popularity on one seeded split of the likes (none when too few likes to hold any out)."""
     holdout = split_holdout(data.likes, data.seen, settings.test_fraction, settings.split_seed)
     if len(holdout.users) == 0:
-        raise InputError(f"too few likes ({data.likes.nnz}) to hold any out for evaluation")
+        return pl.DataFrame(schema=METRIC_COLUMNS)
     model = fit_als(holdout.train, settings)
     recommended = {"als": als_topn(model, holdout, EVAL_DEPTH), "popularity": popularity_topn(holdout, EVAL_DEPTH)}
     relevant = holdout.test[holdout.users]
@@ -195,32 +202,47 @@ def load_model(directory: Path) -> tuple[AlternatingLeastSquares, np.ndarray, np
     return model, np.load(directory / "user_ids.npy"), np.load(directory / "item_ids.npy")
 
 
-def promotion_decision(new_ndcg: float, current: tuple[str, float] | None, tolerance: float) -> tuple[bool, str]:
+def promotion_decision(new_ndcg: float | None, current: tuple[str, float] | None, tolerance: float) -> tuple[bool, str]:
+    """Promote when not worse than the serving model by more than `tolerance` (new_ndcg None: too few likes to evaluate)."""
     if current is None:
-        return True, "promoted: first model"
+        return True, "promoted: first model" + (" (too few likes to evaluate it)" if new_ndcg is None else "")
     version, current_ndcg = current
+    if new_ndcg is None:
+        return False, f"kept {version}: too few likes to evaluate the new model"
     if new_ndcg >= current_ndcg - tolerance:
         return True, f"promoted: NDCG@10 {new_ndcg:.4f} vs {current_ndcg:.4f} of {version}"
     return False, f"kept {version}: new NDCG@10 {new_ndcg:.4f} is worse than {current_ndcg:.4f} by more than {tolerance}"
 
 
+def has_model(models_dir: Path, version: str) -> bool:
+    return (models_dir / version / "als.npz").exists()
+
+
+def serving_model(con: duckdb.DuckDBPyConnection, models_dir: Path) -> tuple[str, float] | None:
+    """The newest promoted model whose directory still exists: a deleted directory cannot serve."""
+    return next((row for row in run(con, "train/current_model") if has_model(models_dir, row[0])), None)
+
+
 def train_model(con: duckdb.DuckDBPyConnection, settings: Settings) -> TrainResult:
-    """Evaluate on a holdout, refit on all likes, save, and promote if not worse than the current model."""
+    """Evaluate on a holdout, refit on all likes, save, and promote if not worse than the current model.
+
+    Tonight's model is reused when already trained, unless its directory was lost: then it is trained again.
+    """
     version = model_version(settings.run_date, run(con, "train/fingerprint")[0][0], settings)
     existing = run(con, "train/find_model", {"model_version": version})
-    if existing:
-        return _resumed(con, version, existing[0])
+    if existing and has_model(settings.models_dir, version):
+        return _resumed(con, settings, version, existing[0])
 
     data = load_interactions(con, settings.like_threshold, settings.als_alpha)
     if data.likes.nnz == 0:
         raise InputError(f"no likes (rating > {settings.like_threshold}) to train on")
     metrics = evaluate(data, settings)
     model = fit_als(data.likes, settings)
+    current = serving_model(con, settings.models_dir)
     save_model(settings.models_dir / version, model, data)
 
-    new_ndcg = metric_value(metrics, "als", "ndcg", 10)
-    current = run(con, "train/current_model")
-    promoted, decision = promotion_decision(new_ndcg, current[0] if current else None, settings.promote_tolerance)
+    new_ndcg = None if metrics.is_empty() else metric_value(metrics, "als", "ndcg", 10)
+    promoted, decision = promotion_decision(new_ndcg, current, settings.promote_tolerance)
     with transaction(con):
         run(
             con,
@@ -233,23 +255,22 @@ def train_model(con: duckdb.DuckDBPyConnection, settings: Settings) -> TrainResu
                 "n_users": len(data.user_ids),
                 "n_items": len(data.item_ids),
                 "n_likes": data.likes.nnz,
-                "ndcg_at_10": new_ndcg,
+                "ndcg_at_10": new_ndcg or 0.0,  # unevaluated: any evaluated model may replace it
                 "promoted": promoted,
                 "decision": decision,
             },
         )
-        con.register("new_metrics", metrics.to_arrow())
-        run(con, "train/record_metrics", {"model_version": version})
-        con.unregister("new_metrics")
-    serving = version if promoted else current[0][0]
+        with db.registered(con, "new_metrics", metrics):
+            run(con, "train/record_metrics", {"model_version": version})
+    serving = version if promoted else current[0]
     return TrainResult(version, promoted, serving, decision, metrics)
 
 
-def _resumed(con: duckdb.DuckDBPyConnection, version: str, row: tuple) -> TrainResult:
+def _resumed(con: duckdb.DuckDBPyConnection, settings: Settings, version: str, row: tuple) -> TrainResult:
     _, promoted, decision, _ = row
-    current = run(con, "train/current_model")
+    current = serving_model(con, settings.models_dir)
     metrics = db.frame(con, "train/model_metrics", {"model_version": version})
-    return TrainResult(version, promoted, current[0][0], decision, metrics, resumed=True)
+    return TrainResult(version, promoted, current[0] if current else version, decision, metrics, resumed=True)
 
 
 @task(name="train", retries=0)

@@ -266,9 +266,8 @@ def record(con: duckdb.DuckDBPyConnection, report: ValidationReport, validated_a
         },
         schema_overrides={"observed_value": pl.String, "unexpected_count": pl.Int64},
     )
-    con.register("new_validation_runs", rows.to_arrow())
-    db.run(con, "validate/record")
-    con.unregister("new_validation_runs")
+    with db.registered(con, "new_validation_runs", rows):
+        db.run(con, "validate/record")
 
 
 # --- the two suites of the nightly run ----------------------------------------------------

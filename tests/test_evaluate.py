@@ -23,6 +23,7 @@ from tasks.evaluate import (
     load_dataset,
     read_ml100k_ratings,
     render_table,
+    split_likes,
     write_json,
     write_plot,
 )
@@ -152,7 +153,7 @@ def split_dir(ml100k_data, tmp_path_factory) -> Path:
 def test_fixed_splits_train_on_base_and_test_on_test(split_dir):
     settings = Settings()
     ua, ub = fixed_holdout(split_dir, "ua", settings), fixed_holdout(split_dir, "ub", settings)
-    assert ua.test.nnz == (read_ml100k_ratings(split_dir / "ua.test")["rating"] > 3).sum()
+    assert ua.test.nnz == split_likes(read_ml100k_ratings(split_dir / "ua.test"), settings.like_threshold)["liked"].sum()
     assert (ua.n_relevant <= 10).all() and len(ua.users) > 900
     assert ua.test.multiply(ua.train).nnz == 0 and ua.test.multiply(ub.test).nnz == 0, "disjoint, as the README says"
     assert ua.seen.multiply(ua.test).nnz == 0, "the test part is not filtered: it is unknown when recommending"

@@ -16,6 +16,7 @@ from conftest import RUN_DATE, SMALL
 from llm_server import OpenAICompatibleServer, correct, server_error
 from flows.nightly import nightly
 from flows.parameters import RunParameters
+from tasks.db import connect
 from tasks.publish import partition_dir
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
@@ -39,9 +40,10 @@ def read_partition(home, run_date) -> pl.DataFrame:
 def test_nightly_run_gives_every_user_k_unseen_explained_items(tmp_path, small_data):
     summary = nightly(RunParameters(home=tmp_path, run_date=RUN_DATE))
     recs = read_partition(tmp_path, RUN_DATE)
-    con = duckdb.connect(str(tmp_path / "recs.duckdb"), read_only=True)
-    history = con.sql("SELECT user_id, item_id, rating FROM interactions").pl()
-    titles = con.sql("SELECT item_id, title FROM catalog").pl()
+    with connect(tmp_path / "recs.duckdb") as con:
+        history = con.sql("SELECT user_id, item_id, rating FROM interactions").pl()
+        titles = con.sql("SELECT item_id, title FROM catalog").pl()
+        liked = con.sql("SELECT user_id, item_id FROM likes(3.0)").pl()  # the one definition of a like
 
     per_user = recs.group_by("user_id").agg(n=pl.len(), distinct=pl.col("item_id").n_unique(), ranks=pl.col("rank").sort())
     assert per_user.height == history["user_id"].n_unique() == summary["users"]
@@ -51,7 +53,6 @@ def test_nightly_run_gives_every_user_k_unseen_explained_items(tmp_path, small_d
     assert (recs["explanation"].str.len_chars() > 0).all()
 
     evidence = recs.explode("evidence_item_ids").drop_nulls("evidence_item_ids")
-    liked = history.filter(pl.col("rating") > 3)
     assert evidence.join(liked, left_on=["user_id", "evidence_item_ids"], right_on=["user_id", "item_id"], how="anti").is_empty()
     first_evidence = recs.with_columns(first_id=pl.col("evidence_item_ids").list.first()).drop_nulls("first_id")
     named = first_evidence.drop("title").join(titles, left_on="first_id", right_on="item_id")

@@ -407,7 +407,7 @@ def test_recs_run_with_llm_flags_shares_a_prefect_rate_limit(tmp_path, monkeypat
     recs = pl.read_parquet(partition_dir(tmp_path / "recommendations", RUN_DATE) / "data.parquet")
     rankers = dict(recs.group_by("ranker").agg(pl.col("user_id").n_unique()).iter_rows())
     assert rankers == {"llm": 45, "als_fallback": 15}
-    assert (recs["prompt_version"] == "rank_v2").all()
+    assert (recs["prompt_version"] == "rank_v3").all()
     with duckdb.connect(str(tmp_path / "recs.duckdb"), read_only=True) as con:
         reasons = con.sql("SELECT DISTINCT fallback_reason FROM ranked WHERE ranker = 'als_fallback'").fetchall()
     assert reasons == [(CAP_REACHED,)]

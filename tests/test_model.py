@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+
 import numpy as np
 import polars as pl
 import pytest
@@ -12,7 +14,7 @@ from tasks.candidates import build_candidates, explain_batch
 from tasks.ingest import ingest_source, resolve_source
 from tasks.metrics import ranking_metrics
 from tasks.settings import Settings
-from tasks.train import load_model, promotion_decision, to_matrices, train_model
+from tasks.train import latest_ratings, load_interactions, load_model, promotion_decision, to_matrices, train_model
 
 
 @pytest.fixture
@@ -64,10 +66,20 @@ def test_rerun_of_the_same_night_resumes(settings, ingested):
     assert again.resumed and again.model_version == first.model_version
 
 
+def test_a_rerun_whose_model_directory_was_deleted_trains_it_again(settings, ingested):
+    first = train_model(ingested, settings)
+    shutil.rmtree(settings.models_dir / first.model_version)
+    again = train_model(ingested, settings)
+    assert not again.resumed and again.serving_version == first.model_version
+    assert (settings.models_dir / first.model_version / "als.npz").exists()
+
+
 def test_a_model_worse_than_the_current_one_is_not_promoted(settings, ingested):
     ingested.execute(
         "INSERT INTO model_runs VALUES ('excellent', '2026-11-01', '2026-11-01', '{}', 1, 1, 1, 0.99, true, 'test')"
     )
+    (settings.models_dir / "excellent").mkdir(parents=True)
+    (settings.models_dir / "excellent" / "als.npz").touch()  # its directory exists: it can serve
     result = train_model(ingested, settings)
 
     assert not result.promoted
@@ -78,7 +90,7 @@ def test_a_model_worse_than_the_current_one_is_not_promoted(settings, ingested):
 def test_batched_explanations_equal_implicits_explain(settings, ingested):
     version = train_model(ingested, settings).serving_version
     model, users, items = load_model(settings.models_dir / version)
-    data = to_matrices(db.frame(ingested, "train/interactions"), users, items, settings.like_threshold, settings.als_alpha)
+    data = to_matrices(latest_ratings(ingested, settings.like_threshold), users, items, settings.als_alpha)
     user_rows = np.array([0, 3, 7])
     ids, _ = model.recommend(user_rows, data.seen[user_rows], N=5, filter_already_liked_items=True)
 
@@ -97,7 +109,7 @@ def test_candidates_are_unseen_grounded_and_cover_every_user(settings, ingested)
     version = train_model(ingested, settings).serving_version
     frame = build_candidates(ingested, settings, version)
 
-    seen = db.frame(ingested, "train/interactions").select("user_id", "item_id")
+    seen = latest_ratings(ingested, settings.like_threshold).select("user_id", "item_id")
     assert frame.join(seen, on=["user_id", "item_id"]).height == 0, "no candidate was seen before"
     per_user = frame.group_by("user_id").agg(n=pl.len(), distinct=pl.col("item_id").n_unique())
     all_users = seen["user_id"].n_unique()
@@ -107,7 +119,30 @@ def test_candidates_are_unseen_grounded_and_cover_every_user(settings, ingested)
     cold = frame.filter(user_id=999999)
     assert set(cold["source"]) == {"popular"} and cold["evidence_item_ids"].list.len().max() == 0
 
-    liked = db.frame(ingested, "train/interactions").filter(pl.col("rating") > settings.like_threshold)
+    liked = ingested.sql("SELECT user_id, item_id FROM likes($t)", params={"t": settings.like_threshold}).pl()
     cited = frame.filter(source="als").explode("evidence_item_ids").drop_nulls("evidence_item_ids")
     outside = cited.join(liked, left_on=["user_id", "evidence_item_ids"], right_on=["user_id", "item_id"], how="anti")
     assert cited.height > 0 and outside.height == 0, "evidence is always the user's own liked items"
+
+
+def test_a_like_taken_back_is_no_like_in_popularity_training_or_history(settings, con):
+    """One definition of a like (latest_ratings in sql/schema.sql): user 1 rated item 10 with 5, later with 1."""
+    con.execute("""
+        INSERT INTO catalog VALUES (10, 'Retracted (1990)', ['Drama'], 1990, 't'), (20, 'Kept (1991)', ['Drama'], 1991, 't');
+        INSERT INTO interactions VALUES
+            (1, 10, 5.0, '2020-01-01', 't', now()), (1, 10, 1.0, '2020-02-01', 't', now()),
+            (1, 20, 5.0, '2020-01-01', 't', now()), (2, 20, 5.0, '2020-01-01', 't', now())
+    """)
+    threshold = {"like_threshold": settings.like_threshold}
+
+    popularity = dict(db.frame(con, "candidates/popularity", threshold).iter_rows())
+    assert popularity == {10: 0, 20: 2}, "a superseded rating is not counted"
+
+    data = load_interactions(con, settings.like_threshold, settings.als_alpha)
+    liked_pairs = {(data.user_ids[u], data.item_ids[i]) for u, i in zip(*data.likes.nonzero())}
+    assert liked_pairs == {(1, 20), (2, 20)} and data.seen.nnz == 3
+
+    history = db.frame(con, "llm/history", threshold | {"run_date": RUN_DATE, "user_ids": [1], "max_liked": 8, "max_disliked": 3})
+    assert [h["item_id"] for h in history["liked"][0]] == [20]
+    assert [h["item_id"] for h in history["disliked"][0]] == [10]
+    assert con.sql("SELECT * FROM likes(3) ORDER BY ALL").fetchall() == [(1, 20), (2, 20)]

@@ -1,12 +1,9 @@
--- Each user's history for the LLM prompt, compressed: liked items (rating > $like_threshold;
+-- Each user's history for the LLM prompt, compressed: liked items (latest_ratings in schema.sql;
 -- the ALS evidence of the user's candidates first, then the most recent), disliked items
--- (strongest first), a genre profile of the likes, and the 300 most recent titles (only to
+-- (strongest first), a genre profile of the likes, and the 300 most recent titles (display titles; only to
 -- measure the original recipe's prompt size).
 WITH latest AS (
-    SELECT user_id, item_id, arg_max(rating, ts) AS rating, max(ts) AS ts
-    FROM interactions
-    WHERE user_id IN (SELECT unnest($user_ids))
-    GROUP BY ALL
+    SELECT * FROM latest_ratings($like_threshold) WHERE user_id IN (SELECT unnest($user_ids))
 ),
 evidence AS (
     SELECT DISTINCT user_id, unnest(evidence_item_ids) AS item_id
@@ -14,8 +11,7 @@ evidence AS (
     WHERE run_date = $run_date AND user_id IN (SELECT unnest($user_ids))
 ),
 rated AS (
-    SELECT l.user_id, l.item_id, l.rating, l.ts, c.title, c.genres,
-           l.rating > $like_threshold AS liked,
+    SELECT l.user_id, l.item_id, l.rating, l.ts, display_title(c.title) AS title, c.genres, l.liked,
            e.item_id IS NOT NULL AS is_evidence
     FROM latest AS l
     JOIN catalog AS c USING (item_id)

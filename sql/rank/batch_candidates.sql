@@ -1,4 +1,5 @@
--- The candidates of a batch of users with titles of the items and of their evidence (in evidence order).
+-- The candidates of a batch of users with display titles (schema.sql) of the items and of
+-- their evidence (in evidence order).
 WITH batch AS (
     SELECT * FROM candidates
     WHERE run_date = $run_date AND user_id IN (SELECT unnest($user_ids))
@@ -10,14 +11,14 @@ evidence AS (
     FROM batch
 ),
 evidence_titles AS (
-    SELECT e.user_id, e.item_id, list(c.title ORDER BY e.position) AS evidence_titles
+    SELECT e.user_id, e.item_id, list(display_title(c.title) ORDER BY e.position) AS evidence_titles
     FROM evidence AS e
     JOIN catalog AS c ON c.item_id = e.evidence_id
     GROUP BY ALL
 )
 SELECT
     b.user_id, b.item_id, b.als_rank, b.als_score, b.source, b.model_version,
-    b.evidence_item_ids, i.title, coalesce(t.evidence_titles, []) AS evidence_titles
+    b.evidence_item_ids, display_title(i.title) AS title, coalesce(t.evidence_titles, []) AS evidence_titles
 FROM batch AS b
 JOIN catalog AS i USING (item_id)
 LEFT JOIN evidence_titles AS t USING (user_id, item_id)
