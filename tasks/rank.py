@@ -12,6 +12,7 @@ import polars as pl
 from prefect import task
 
 from tasks import db
+from tasks.errors import retry_unless_expected
 from tasks.settings import Settings
 
 RANKED_COLUMNS = (
@@ -96,7 +97,7 @@ def rank_users(con, settings: Settings, ranker: Ranker, user_ids: list[int]) -> 
     return ranked
 
 
-@task(name="rank-batch", retries=2, retry_delay_seconds=5)
+@task(name="rank-batch", retries=2, retry_delay_seconds=5, retry_condition_fn=retry_unless_expected)
 def rank_batch(settings: Settings, user_ids: list[int]) -> dict[str, int]:
     """Prefect task: rank a batch of users; returns rows per ranker (als, llm, als_fallback)."""
     with db.connect(settings.db_path) as con:
