@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import atexit
+import gc
 import logging
-import os
 import signal
-import sys
 from datetime import date
 from pathlib import Path
 from typing import Annotated, Any, NoReturn, Optional
@@ -115,10 +114,24 @@ def run_flow(params: RunParameters, settings: Settings) -> dict[str, Any] | Base
     try:
         with stop.on_signals():
             start_local_prefect()
-            state = nightly_for(settings)(params, return_state=True)
-            return state.result(raise_on_failure=False)
+            outcome = nightly_for(settings)(params, return_state=True).result(raise_on_failure=False)
     except (stop.Stopped, KeyboardInterrupt) as error:
-        return error if isinstance(error, stop.Stopped) else stop.Stopped("stopped by SIGINT")
+        outcome = error if isinstance(error, stop.Stopped) else stop.Stopped("stopped by SIGINT")
+    if isinstance(outcome, BaseException):
+        release_frames(outcome)
+    return outcome
+
+
+def release_frames(error: BaseException) -> None:
+    """Drop the tracebacks of `error` and its causes, and collect: the frames held DuckDB handles,
+    which extension modules would otherwise report as leaks when the interpreter exits."""
+    seen: set[int] = set()
+    cause: BaseException | None = error
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        cause.__traceback__ = None
+        cause = cause.__cause__ or cause.__context__
+    gc.collect()
 
 
 def finish(outcome: dict[str, Any] | BaseException) -> NoReturn:
@@ -140,16 +153,13 @@ def fail(error: BaseException, code: int, label: str = "error") -> NoReturn:
 
 def exit_now(code: int, closing_line: str) -> NoReturn:
     """Exit with `closing_line` as the last line: after the exit handlers (Prefect's log handler flushes
-    to the local server, then the server stops) but before interpreter teardown, where extension modules
-    print leak reports about objects a traceback still held."""
+    to the local server, then the server stops)."""
     from flows.lifeline import stop_local_prefect
 
     atexit._run_exitfuncs()
     stop_local_prefect()
     console.print(closing_line)
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)
+    raise typer.Exit(code)
 
 
 @app.command()
