@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import atexit
 import gc
 import logging
 import signal
@@ -152,11 +151,9 @@ def fail(error: BaseException, code: int, label: str = "error") -> NoReturn:
 
 
 def exit_now(code: int, closing_line: str) -> NoReturn:
-    """Exit with `closing_line` as the last line: after the exit handlers (Prefect's log handler flushes
-    to the local server, then the server stops)."""
+    """Exit with `closing_line` as the last line, after the local Prefect server (if any) stopped."""
     from flows.lifeline import stop_local_prefect
 
-    atexit._run_exitfuncs()
     stop_local_prefect()
     console.print(closing_line)
     raise typer.Exit(code)

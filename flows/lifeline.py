@@ -40,7 +40,10 @@ def start_local_prefect() -> None:
 
 
 def stop_local_prefect() -> None:
-    """Stop the ephemeral server started by start_local_prefect, if any."""
+    """At the end of the process that called start_local_prefect: run the exit handlers first (they
+    still send logs and events to the server), then stop the server. A no-op in any other process."""
+    if _started:
+        atexit._run_exitfuncs()
     while _started:
         _started.pop().stop()
 
