@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Callable
+from contextlib import nullcontext
 from typing import Any, TypeVar
 
 from prefect import Flow, flow, get_run_logger, unmapped
@@ -13,8 +14,10 @@ from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 from flows.artifacts import publish_run_artifacts
 from flows.parameters import RunParameters
 from tasks.candidates import candidates
-from tasks.errors import StageFailed
+from tasks import progress
+from tasks.errors import StageFailed, is_expected
 from tasks.ingest import ingest
+from tasks.llm_client import preflight
 from tasks.publish import Published, publish
 from tasks.rank import pending_batches, rank_batch
 from tasks.settings import Settings
@@ -41,6 +44,7 @@ def nightly(params: RunParameters = RunParameters()) -> dict[str, Any]:
     """Retrain on everything ingested, recommend K items per user, explain each, publish to Parquet."""
     settings = params.settings()
     timings: dict[str, float] = {}
+    if settings.ranker == "llm": timed("llm preflight", timings, lambda: preflight(settings))  # noqa: E701 (issue 11 §3)
 
     ingested = timed("ingest", timings, lambda: ingest(settings))
     input_checks = timed("check inputs", timings, lambda: validate_inputs(settings))
@@ -70,9 +74,23 @@ def nightly(params: RunParameters = RunParameters()) -> dict[str, Any]:
 
 
 def rank_all(settings: Settings) -> dict[str, int]:
-    """Fan the pending users out over rank tasks, a batch of users each; total rows per ranker."""
-    futures = rank_batch.map(unmapped(settings), pending_batches(settings))
-    return dict(sum((Counter(counts) for counts in futures.result()), Counter()))
+    """Fan the pending users out over rank tasks, a batch of users each; total rows per ranker.
+
+    Progress of all batches together is logged every `progress_seconds` (tasks/progress.py). An
+    expected failure (a stop request, an LLM outage under llm_on_outage=fail) is not retried: it
+    would fail the same way again.
+    """
+    batches = pending_batches(settings)
+    no_retry_on_expected = rank_batch.with_options(retry_condition_fn=_retry_unless_expected)
+    tracked = settings.ranker == "llm"  # the als ranker takes seconds: nothing to watch
+    with progress.tracking(sum(map(len, batches)), settings.progress_seconds, get_run_logger()) if tracked else nullcontext():
+        futures = no_retry_on_expected.map(unmapped(settings), batches)
+        return dict(sum((Counter(counts) for counts in futures.result()), Counter()))
+
+
+def _retry_unless_expected(task: Any, task_run: Any, state: Any) -> bool:
+    """Prefect retry condition: retry a failed rank batch unless its failure is expected (RecsError)."""
+    return not is_expected(state.result(raise_on_failure=False))
 
 
 def task_runner_for(settings: Settings) -> TaskRunner:

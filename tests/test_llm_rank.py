@@ -226,7 +226,7 @@ def test_a_dead_endpoint_means_als_fallback_for_everyone_within_the_deadline(hom
         assert time.monotonic() - started < 3
     assert_valid(ranked, candidates, settings)
     assert (ranked["ranker"] == "als_fallback").all()
-    assert ranked["fallback_reason"].str.contains("server_error \\(HTTP 503\\)").all()
+    assert ranked["fallback_reason"].str.contains("HTTP 503").all(), "the last cause, also once the circuit is open"
     users = table(settings, "llm/summary").row(0, named=True)
     assert users["fallbacks"] == 3
 
