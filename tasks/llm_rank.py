@@ -229,6 +229,10 @@ class LlmRanker:
         return results
 
     def _outage(self, cause: str) -> LlmUnavailable:
+        """The failure of a run whose circuit opened under llm_on_outage=fail (noted in the stage's progress)."""
+        tracker = progress.current()
+        if tracker is not None:
+            tracker.circuit_opened(f"llm circuit open: {cause}")
         return LlmUnavailable(f"llm circuit open: {cause} (RECS_LLM_ON_OUTAGE=fail; finished batches are kept)")
 
     def _rank_and_report(self, client: LlmClient, k: int, user_id: int, frame: pl.DataFrame, history: dict | None,

@@ -41,6 +41,11 @@ class Progress:
         if self._advance is not None:
             self._advance()
 
+    def circuit_opened(self, cause: str) -> None:
+        """The circuit opened and the run fails (llm_on_outage=fail): say so once at the end."""
+        with self._lock:
+            self.circuit_cause = self.circuit_cause or cause
+
     def line(self) -> str:
         """'rank: 120/1000 users (12 %), 130 LLM calls, 20 cache hits, 3 fallbacks, 2.10 users/s, ETA 7m 00s'."""
         with self._lock:
