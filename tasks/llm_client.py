@@ -228,19 +228,15 @@ class PrefectRateLimiter:
         from prefect.concurrency.sync import rate_limit
 
         slot = self.local.acquire(tokens, deadline)
-        try:
-            while True:  # in steps of at most 1 s, so a stop request is seen
-                stop.check()
-                remaining = deadline - time.monotonic()
-                try:
-                    rate_limit(self.name, occupy=1, timeout_seconds=max(0.01, min(1.0, remaining)), strict=True)
-                    return slot
-                except TimeoutError:
-                    if remaining <= 1.0:
-                        raise DeadlineExceeded("Prefect rate-limit wait passed the deadline") from None
+        try:  # one wait bounded by the deadline: Prefect logs an error for every timed-out wait, so no polling
+            rate_limit(self.name, occupy=1, timeout_seconds=max(0.01, deadline - time.monotonic()), strict=True)
+        except TimeoutError:
+            self.local.release(slot)
+            raise DeadlineExceeded("Prefect rate-limit wait passed the deadline") from None
         except BaseException:
             self.local.release(slot)
             raise
+        return slot
 
     def release(self, slot: list[float]) -> None:
         self.local.release(slot)

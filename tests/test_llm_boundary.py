@@ -48,7 +48,7 @@ def closed_port() -> int:
 
 
 def settings_for(url: str | None, **overrides) -> Settings:
-    return Settings(RECS_LLM_BASE_URL=url, RECS_LLM_API_KEY=KEY, ranker="llm", **overrides)
+    return Settings(RECS_LLM_BASE_URL=url, RECS_LLM_API_KEY=KEY, ranker="llm", llm_shared_limit="local", **overrides)
 
 
 # ------------------------------------------------------------------ preflight

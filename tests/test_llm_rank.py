@@ -396,8 +396,10 @@ def test_recs_run_with_llm_flags_shares_a_prefect_rate_limit(tmp_path, monkeypat
             "run", "--home", str(tmp_path), "--run-date", str(RUN_DATE), "--ranker", "llm", "--llm-model", "flag-model",
             "--llm-rpm", str(rpm), "--llm-tpm", "1000000", "--llm-concurrency", "3", "--llm-max-users", "45"])
         assert result.exit_code == 0, result.output
-        requests = server.chat_requests()
-        assert len(requests) == 45 and {r.body["model"] for r in requests} == {"flag-model"}
+        pings = [r for r in server.chat_requests() if r.body["max_tokens"] == 1]
+        requests = [r for r in server.chat_requests() if r.body["max_tokens"] > 1]
+        assert len(pings) == 1 and pings[0].time < requests[0].time, "one preflight call before the fan-out"
+        assert len(requests) == 45 and {r.body["model"] for r in requests + pings} == {"flag-model"}
         assert server.count(status=429) == 0 and server.max_requests_in_window(window) <= rpm
     with get_client(sync_client=True) as client:
         limit = client.read_global_concurrency_limit_by_name("recs-llm-rpm")
