@@ -36,6 +36,7 @@ from tasks import db  # noqa: E402
 from tasks.candidates import candidates as candidates_task  # noqa: E402
 from tasks.ingest import ingest  # noqa: E402
 from tasks.llm_rank import LlmRanker  # noqa: E402
+from tasks.rank import user_batches  # noqa: E402
 from tasks.settings import Settings  # noqa: E402
 from tasks.train import train  # noqa: E402
 
@@ -74,7 +75,7 @@ def default_dataset_tokens() -> None:
     ingest.fn(settings)
     candidates_task.fn(settings, train.fn(settings).serving_version)
     with db.connect(settings.db_path) as con:
-        ids = db.frame(con, "rank/user_batches", {"run_date": RUN_DATE, "batch_size": 100_000})["users"][0].to_list()
+        ids = user_batches(con, settings, 100_000)[0]
         sizes = LlmRanker(settings).prompt_sizes(con, db.frame(con, "rank/batch_candidates", {"run_date": RUN_DATE, "user_ids": ids}))
     ratio = statistics.median((sizes["prompt_tokens_est"] / sizes["recipe_tokens_est"]).to_list())
     print(f"default dataset ({sizes.height} users, {settings.llm_prompt_version}): median prompt tokens per user "
@@ -99,7 +100,7 @@ def bench(args: argparse.Namespace) -> None:
             llm_deadline_seconds=max(120.0, 4 * args.window), llm_shared_limit=args.mode, **sizes,
         )
         with db.connect(settings.db_path) as con:
-            user_ids = db.frame(con, "rank/user_batches", {"run_date": RUN_DATE, "batch_size": args.batch})["users"].to_list()
+            user_ids = user_batches(con, settings, args.batch)
             frames = [db.frame(con, "rank/batch_candidates", {"run_date": RUN_DATE, "user_ids": ids}) for ids in user_ids]
 
         started = time.perf_counter()

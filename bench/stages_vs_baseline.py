@@ -59,7 +59,7 @@ def project_stage(stage: str, home: Path, source: dict) -> dict:
     from tasks.candidates import build_candidates, store_candidates
     from tasks.ingest import ingest_source, resolve_source
     from tasks.publish import publish_run
-    from tasks.rank import AlsRanker, rank_users
+    from tasks.rank import AlsRanker, rank_users, user_batches
     from tasks.settings import Settings
     from tasks.train import train_model
 
@@ -77,9 +77,9 @@ def project_stage(stage: str, home: Path, source: dict) -> dict:
             store_candidates(con, frame, settings, version)
             info = f"{frame.height} candidates"
         elif stage == "rank":
-            batches = db.frame(con, "rank/user_batches", {"run_date": settings.run_date, "batch_size": settings.users_per_batch})
-            rows = sum(rank_users(con, settings, AlsRanker(), users).height for users in batches["users"].to_list())
-            info = f"{rows} ranked rows in {batches.height} batches"
+            batches = user_batches(con, settings)
+            rows = sum(rank_users(con, settings, AlsRanker(), users).height for users in batches)
+            info = f"{rows} ranked rows in {len(batches)} batches"
         elif stage == "publish":
             published = publish_run(con, settings)
             info = f"{published.rows} rows for {published.users} users"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Callable
+from contextlib import nullcontext
 from typing import Any, TypeVar
 
 from prefect import Flow, flow, get_run_logger, unmapped
@@ -12,11 +13,12 @@ from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
 from flows.artifacts import publish_run_artifacts
 from flows.parameters import RunParameters
+from tasks import progress, stop
 from tasks.candidates import candidates
-from tasks import stop
 from tasks.errors import StageFailed
 from tasks.home import check_home, exclusive
 from tasks.ingest import ingest
+from tasks.llm_client import preflight
 from tasks.publish import Published, publish
 from tasks.rank import pending_batches, rank_batch
 from tasks.settings import Settings
@@ -45,6 +47,8 @@ def nightly(params: RunParameters = RunParameters()) -> dict[str, Any]:
     timings: dict[str, float] = {}
     with stop.on_signals(), exclusive(settings):
         timed("check home", timings, lambda: check_home(settings))
+        if settings.ranker == "llm":
+            timed("llm preflight", timings, lambda: preflight(settings))
         ingested = timed("ingest", timings, lambda: ingest(settings))
         input_checks = timed("check inputs", timings, lambda: validate_inputs(settings))
         trained = timed("train", timings, lambda: train(settings))
@@ -73,9 +77,15 @@ def nightly(params: RunParameters = RunParameters()) -> dict[str, Any]:
 
 
 def rank_all(settings: Settings) -> dict[str, int]:
-    """Fan the pending users out over rank tasks, a batch of users each; total rows per ranker."""
-    futures = rank_batch.map(unmapped(settings), pending_batches(settings))
-    return dict(sum((Counter(counts) for counts in futures.result()), Counter()))
+    """Fan the pending users out over rank tasks, a batch of users each; total rows per ranker.
+
+    Progress of all batches together is logged every `progress_seconds` (tasks/progress.py).
+    """
+    batches = pending_batches(settings)
+    tracked = settings.ranker == "llm"  # the als ranker takes seconds: nothing to watch
+    with progress.tracking(sum(map(len, batches)), settings.progress_seconds, get_run_logger()) if tracked else nullcontext():
+        futures = rank_batch.map(unmapped(settings), batches)
+        return dict(sum((Counter(counts) for counts in futures.result()), Counter()))
 
 
 def task_runner_for(settings: Settings) -> TaskRunner:

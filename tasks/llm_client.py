@@ -13,6 +13,15 @@
   text, when the server rejects the `response_format` (llama.cpp answers 500 to json_schema).
 - Answers are cached in DuckDB (`llm_cache`) under sha256 of (model, prompt version, messages,
   parameters) as soon as they arrive; the transport format is not part of the key.
+- Every attempt runs in a daemon thread and is abandoned at the request's wall-clock deadline or
+  on a stop request (tasks/stop.py), whatever the server does (hang, drip, close mid-body): the
+  client's own timeout is per read only. Bodies are read up to `llm_max_answer_bytes`; a bigger
+  answer is dropped unread, never cached.
+- 401/403/404 are never retried and open the endpoint's circuit at once; `llm_breaker_failures`
+  consecutive failed attempts (connection error, timeout, 5xx) open it too. An open circuit
+  refuses every further call of this process (`CircuitOpen`) until a preflight succeeds.
+- `preflight` makes one cheap call (max_tokens=1) before an llm run and fails in seconds with
+  a one-line cause: unreachable, key rejected, model unknown, other HTTP status.
 
 The API key only ever lives inside the `openai` client; nothing here formats it anywhere.
 """
@@ -27,12 +36,15 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import httpx2  # the openai client's transport
 import openai
 
-from tasks import db
+from tasks import db, stop
+from tasks.errors import RecsError
 from tasks.settings import Settings
 
 FORMATS = ("json_schema", "json_object", "text")
+POLL_SECONDS = 0.1  # how often waits look at the deadline and at a stop request
 FORMAT_WORDS = ("response_format", "json_schema", "json_object", "schema")
 
 
@@ -45,8 +57,24 @@ class LlmCallFailed(Exception):
         self.attempts = attempts
 
 
+class CircuitOpen(LlmCallFailed):
+    """The endpoint's circuit is open: no call is made."""
+
+
 class DeadlineExceeded(Exception):
     pass
+
+
+class AnswerTooLarge(Exception):
+    """The answer body passed `llm_max_answer_bytes`; it was not read further."""
+
+
+class LlmUnavailable(RecsError):
+    """The LLM endpoint cannot serve this run (preflight failed, or the circuit opened with llm_on_outage=fail)."""
+
+
+OPENAI_DEFAULT_URL = "https://api.openai.com/v1"
+AUTH_STATUSES = {401: "API key rejected", 403: "API key not allowed", 404: "model unknown or wrong URL"}
 
 
 @dataclass
@@ -111,6 +139,7 @@ class SlidingWindowLimiter:
         """Block until a slot is free and take it; DeadlineExceeded if that is past `deadline`."""
         with self._cond:
             while True:
+                stop.check()
                 now = time.monotonic()
                 self._slots = [slot for slot in self._slots if now - slot[0] < self.horizon]
                 wake = self._paused_until
@@ -123,7 +152,7 @@ class SlidingWindowLimiter:
                     wake = min(slot[0] for slot in self._slots) + self.horizon  # inf: wait for a release
                 if wake > deadline and wake != float("inf"):
                     raise DeadlineExceeded("rate-limit wait would pass the deadline")
-                self._cond.wait(min(max(0.001, wake - now), max(0.001, deadline - now)))
+                self._cond.wait(min(max(0.001, wake - now), max(0.001, deadline - now), POLL_SECONDS))
                 if time.monotonic() >= deadline:
                     raise DeadlineExceeded("rate-limit wait passed the deadline")
 
@@ -199,7 +228,7 @@ class PrefectRateLimiter:
         from prefect.concurrency.sync import rate_limit
 
         slot = self.local.acquire(tokens, deadline)
-        try:
+        try:  # one wait bounded by the deadline: Prefect logs an error for every timed-out wait, so no polling
             rate_limit(self.name, occupy=1, timeout_seconds=max(0.01, deadline - time.monotonic()), strict=True)
         except TimeoutError:
             self.local.release(slot)
@@ -240,13 +269,59 @@ def shared_limits(settings: Settings) -> tuple[SlidingWindowLimiter, threading.B
     return limiter, semaphore
 
 
+class Breaker:
+    """The circuit of one endpoint and model in this process: open after `threshold` consecutive
+    failed attempts, or at once on an auth/model error; closed again only by a good preflight."""
+
+    def __init__(self, threshold: int) -> None:
+        self.threshold = threshold
+        self._lock = threading.Lock()
+        self.failures = 0
+        self.cause: str | None = None  # set while open
+
+    def check(self) -> None:
+        """Raise CircuitOpen while the circuit is open."""
+        with self._lock:
+            cause = self.cause
+        if cause is not None:
+            raise CircuitOpen(f"llm circuit open: {cause}", [])
+
+    def success(self) -> None:
+        with self._lock:
+            self.failures = 0
+
+    def failure(self, cause: str) -> None:
+        with self._lock:
+            self.failures += 1
+            if self.failures >= self.threshold and self.cause is None:
+                self.cause = f"{self.failures} consecutive failures, last: {cause}"
+
+    def trip(self, cause: str) -> None:
+        with self._lock:
+            self.cause = self.cause or cause
+
+    def close(self) -> None:
+        with self._lock:
+            self.failures, self.cause = 0, None
+
+
+_breakers: dict[tuple, Breaker] = {}
+
+
+def breaker(settings: Settings) -> Breaker:
+    """The process-wide circuit of this endpoint and model."""
+    with _registry_lock:
+        return _breakers.setdefault((settings.llm_base_url, settings.llm_model), Breaker(settings.llm_breaker_failures))
+
+
 def reset_shared_state() -> None:
-    """Forget limiters and learned formats (tests start each server fresh)."""
+    """Forget limiters, learned formats and circuits (tests start each server fresh)."""
     with _registry_lock:
         _limiters.clear()
         _created_limits.clear()
         _semaphores.clear()
         _format_level.clear()
+        _breakers.clear()
 
 
 # ------------------------------------------------------------------ cache
@@ -299,15 +374,16 @@ def _rejects_format(error: openai.APIStatusError) -> bool:
 
 
 class LlmClient:
-    """Chat completions with limits, retries, format fallback and the cache."""
+    """Chat completions with limits, retries, format fallback, hard deadlines, a circuit and the cache."""
 
-    def __init__(self, settings: Settings, cache: LlmCache) -> None:
+    def __init__(self, settings: Settings, cache: LlmCache | None) -> None:
         self.settings, self.cache = settings, cache
         key = settings.llm_api_key.get_secret_value() if settings.llm_api_key else "not-needed"
         self._client = openai.OpenAI(
             base_url=settings.llm_base_url, api_key=key, max_retries=0, timeout=settings.llm_timeout
         )
         self.limiter, self.in_flight = shared_limits(settings)
+        self.breaker = breaker(settings)
         self._endpoint = (settings.llm_base_url, settings.llm_model)
 
     def close(self) -> None:
@@ -334,10 +410,68 @@ class LlmClient:
         params = {"temperature": s.llm_temperature, "max_tokens": max_tokens, "schema": schema}
         return request_key(s.llm_model, s.llm_prompt_version, messages, params)
 
+    # -------------------------------------------------------------- one bounded attempt
+
+    def attempt(self, request: dict[str, Any], deadline: float) -> dict[str, Any]:
+        """POST one chat completion and return its JSON, abandoned at `deadline` or on a stop request.
+
+        The HTTP exchange runs in a daemon thread: the client's timeout bounds each read, not the
+        whole answer, so only an outside clock holds against a server that drips bytes. An abandoned
+        thread stops at its next chunk (or its last read timeout, at most ~1 s past the deadline).
+        """
+        stop.check()
+        outcome: dict[str, Any] = {}
+        done, abandoned = threading.Event(), threading.Event()
+
+        def run() -> None:
+            try:
+                outcome["value"] = self._read(request, deadline, abandoned)
+            except BaseException as error:  # handed to the caller
+                outcome["error"] = error
+            finally:
+                done.set()
+
+        threading.Thread(target=run, name="llm-attempt", daemon=True).start()
+        while not done.wait(max(0.0, min(POLL_SECONDS, deadline - time.monotonic()))):
+            if stop.requested() or time.monotonic() >= deadline:
+                abandoned.set()
+                stop.check()
+                raise DeadlineExceeded("no complete answer before the deadline")
+        if "error" in outcome:
+            raise outcome["error"]
+        return outcome["value"]
+
+    def _read(self, request: dict[str, Any], deadline: float, abandoned: threading.Event) -> dict[str, Any]:
+        """The answer's JSON, read chunk by chunk up to the size cap (runs in the attempt thread)."""
+        cap = self.settings.llm_max_answer_bytes
+        per_read = max(0.05, min(self.settings.llm_timeout, deadline - time.monotonic() + 1.0))
+        with self._client.chat.completions.with_streaming_response.create(**request, timeout=per_read) as response:
+            declared = response.headers.get("content-length", "")
+            if declared.isdigit() and int(declared) > cap:
+                raise AnswerTooLarge(f"answer of {int(declared)} bytes is over the {cap}-byte cap")
+            body = bytearray()
+            try:
+                for chunk in response.iter_bytes():
+                    if abandoned.is_set():
+                        raise DeadlineExceeded("abandoned")
+                    body += chunk
+                    if len(body) > cap:
+                        raise AnswerTooLarge(f"answer passed the {cap}-byte cap")
+            except httpx2.TimeoutException as error:  # the body's reads are the transport's own
+                raise openai.APITimeoutError(request=response.http_response.request) from error
+            except httpx2.RequestError as error:  # e.g. the connection closed mid-body
+                raise openai.APIConnectionError(request=response.http_response.request) from error
+        try:
+            return json.loads(body)
+        except ValueError:
+            raise LlmCallFailed("answer body is not JSON", []) from None
+
+    # -------------------------------------------------------------- a request with retries
+
     def complete(self, messages: list[dict], schema: dict[str, Any], max_tokens: int) -> Answer:
         s = self.settings
         key = self.key(messages, schema, max_tokens)
-        hit = self.cache.get(key)
+        hit = self.cache.get(key) if self.cache else None
         if hit is not None:
             fmt, content, refusal, finish, prompt_tokens, completion_tokens = hit
             attempt = Attempt(key, 0, fmt, "cache_hit", None, 0.0, prompt_tokens, completion_tokens)
@@ -348,23 +482,29 @@ class LlmClient:
         attempts: list[Attempt] = []
         failures = 0
         while True:
+            stop.check()
+            try:
+                self.breaker.check()
+            except CircuitOpen as failure:
+                failure.attempts = attempts
+                raise
             level = self._format()
             fmt = FORMATS[level]
             record = Attempt(key, len(attempts), fmt, "error")
             attempts.append(record)
             wait: float | None = None
-            with self.in_flight:
+            self._enter_flight(deadline, attempts)
+            try:
                 try:
                     slot = self.limiter.acquire(budget, deadline)
                 except DeadlineExceeded:
                     record.outcome = "deadline"
                     raise LlmCallFailed("deadline passed waiting for the rate limit", attempts) from None
                 started = time.monotonic()
+                request = dict(model=s.llm_model, messages=messages, temperature=s.llm_temperature,
+                               max_tokens=max_tokens, **self._response_format(level, schema))
                 try:
-                    response = self._client.chat.completions.create(
-                        model=s.llm_model, messages=messages, temperature=s.llm_temperature,
-                        max_tokens=max_tokens, **self._response_format(level, schema),
-                    )
+                    data = self.attempt(request, deadline)
                 except openai.RateLimitError as error:
                     record.outcome, record.http_status = "rate_limited", 429
                     wait = _retry_after(error)
@@ -372,50 +512,130 @@ class LlmClient:
                     if wait is None:
                         wait = self._backoff(failures)
                     self.limiter.pause(wait)
-                except openai.APITimeoutError:
+                except (openai.APITimeoutError, DeadlineExceeded):
                     record.outcome = "timeout"
+                    self.breaker.failure("timeout")
                     failures += 1
                     wait = self._backoff(failures)
-                except openai.APIConnectionError:
+                except openai.APIConnectionError as error:
                     record.outcome = "error"
+                    self.breaker.failure(f"connection error ({_cause(error)})")
                     failures += 1
                     wait = self._backoff(failures)
+                except AnswerTooLarge as error:
+                    record.outcome = "too_large"
+                    raise LlmCallFailed(str(error), attempts) from None
                 except openai.APIStatusError as error:
                     record.http_status = error.status_code
+                    if error.status_code in AUTH_STATUSES:
+                        record.outcome = "error"
+                        cause = f"{AUTH_STATUSES[error.status_code]} (HTTP {error.status_code})"
+                        self.breaker.trip(cause)
+                        raise LlmCallFailed(cause, attempts) from None
                     if level < len(FORMATS) - 1 and _rejects_format(error):
                         record.outcome = "format_rejected"
                         self._degrade(level)
                         wait = 0.0
                     elif error.status_code >= 500 or error.status_code in (408, 409):
                         record.outcome = "server_error"
+                        self.breaker.failure(f"HTTP {error.status_code}")
                         failures += 1
                         wait = self._backoff(failures)
                     else:
                         record.outcome = "error"
                         raise LlmCallFailed(f"HTTP {error.status_code} from the LLM endpoint", attempts) from None
+                except LlmCallFailed as failure:
+                    failure.attempts = attempts
+                    raise
                 finally:
                     self.limiter.release(slot)
                     record.latency_ms = round((time.monotonic() - started) * 1000, 2)
+            finally:
+                self.in_flight.release()
             if wait is not None:
                 if time.monotonic() + wait > deadline:
                     last = record.outcome if record.http_status is None else f"{record.outcome} (HTTP {record.http_status})"
                     raise LlmCallFailed(f"gave up after {len(attempts)} attempts: {last}", attempts)
-                time.sleep(wait)
+                stop.sleep(wait)
                 continue
+            self.breaker.success()
+            return self._answer(key, fmt, record, data, attempts)
 
-            choice = response.choices[0]
-            usage = response.usage
-            record.outcome, record.http_status = "ok", 200
-            record.prompt_tokens = usage.prompt_tokens if usage else None
-            record.completion_tokens = usage.completion_tokens if usage else None
-            refusal = getattr(choice.message, "refusal", None)
+    def _enter_flight(self, deadline: float, attempts: list[Attempt]) -> None:
+        """Take an in-flight slot, looking at the stop request and the deadline while waiting."""
+        while not self.in_flight.acquire(timeout=POLL_SECONDS):
+            stop.check()
+            if time.monotonic() >= deadline:
+                attempts[-1].outcome = "deadline"
+                raise LlmCallFailed("deadline passed waiting for a request slot", attempts)
+
+    def _answer(self, key: str, fmt: str, record: Attempt, data: dict[str, Any], attempts: list[Attempt]) -> Answer:
+        """Cache a received chat completion and hand it back."""
+        s = self.settings
+        try:
+            choice = data["choices"][0]
+            message = choice.get("message") or {}
+            content, refusal, finish = message.get("content"), message.get("refusal"), choice.get("finish_reason")
+            usage = data.get("usage") or {}
+        except (KeyError, IndexError, TypeError, AttributeError):
+            record.outcome, record.http_status = "error", 200
+            raise LlmCallFailed("answer is not a chat completion", attempts) from None
+        record.outcome, record.http_status = "ok", 200
+        record.prompt_tokens, record.completion_tokens = usage.get("prompt_tokens"), usage.get("completion_tokens")
+        if self.cache:
             self.cache.put(
                 key, model=s.llm_model, prompt_version=s.llm_prompt_version, response_format=fmt,
-                content=choice.message.content, refusal=refusal, finish_reason=choice.finish_reason,
+                content=content, refusal=refusal, finish_reason=finish,
                 prompt_tokens=record.prompt_tokens, completion_tokens=record.completion_tokens,
             )
-            return Answer(choice.message.content, refusal, choice.finish_reason, False, key, attempts)
+        return Answer(content, refusal, finish, False, key, attempts)
 
     def _backoff(self, failures: int) -> float:
         """Exponential backoff with jitter: base * 2^(n-1), times a random factor in [0.5, 1], capped at 30 s."""
         return min(30.0, self.settings.llm_backoff_seconds * 2 ** (failures - 1)) * (0.5 + random.random() / 2)
+
+
+def _cause(error: BaseException) -> str:
+    """The innermost cause of a transport error, in a few words (e.g. 'Connection refused')."""
+    while error.__cause__ is not None:
+        error = error.__cause__
+    text = str(error).strip() or type(error).__name__
+    return text.split("] ", 1)[-1][:120]
+
+
+# ------------------------------------------------------------------ preflight
+
+
+def preflight(settings: Settings) -> str:
+    """One cheap call (max_tokens=1) to the configured endpoint and model, bounded by
+    `llm_preflight_seconds`; LlmUnavailable with a one-line cause when it cannot serve this run.
+    A good answer closes the endpoint's circuit (a new run starts afresh)."""
+    url = settings.llm_base_url or OPENAI_DEFAULT_URL
+    if settings.llm_base_url is None and settings.llm_api_key is None:
+        raise LlmUnavailable(f"ranker=llm has no endpoint: set OPENAI_BASE_URL (or RECS_LLM_BASE_URL) for a local "
+                             f"server, or OPENAI_API_KEY for {OPENAI_DEFAULT_URL}")
+    client = LlmClient(settings, None)
+    bound = settings.llm_preflight_seconds
+    request = dict(model=settings.llm_model, messages=[{"role": "user", "content": "Reply with OK."}], max_tokens=1)
+    try:
+        client.attempt(request, time.monotonic() + bound)
+    except openai.RateLimitError:
+        pass  # reachable and the key is accepted; the ranker's limiter deals with 429s
+    except (openai.APITimeoutError, DeadlineExceeded):
+        raise LlmUnavailable(f"LLM endpoint {url} did not answer within {bound:g} s (RECS_LLM_PREFLIGHT_SECONDS)") from None
+    except openai.APIConnectionError as error:
+        raise LlmUnavailable(f"LLM endpoint {url} unreachable: {_cause(error)}") from None
+    except openai.APIStatusError as error:
+        if error.status_code in (401, 403):
+            raise LlmUnavailable(f"LLM endpoint {url} rejected the API key (HTTP {error.status_code})") from None
+        if error.status_code == 404:
+            raise LlmUnavailable(f"LLM endpoint {url} does not know model {settings.llm_model!r} "
+                                 f"(HTTP 404; check RECS_LLM_MODEL and the base URL)") from None
+        detail = " ".join(str(error.message).split())[:160]
+        raise LlmUnavailable(redact(f"LLM endpoint {url} answered HTTP {error.status_code}: {detail}", settings)) from None
+    except (AnswerTooLarge, LlmCallFailed) as error:
+        raise LlmUnavailable(f"LLM endpoint {url} sent an unusable answer: {error}") from None
+    finally:
+        client.close()
+    breaker(settings).close()
+    return f"{url} answers as {settings.llm_model}"

@@ -31,8 +31,10 @@ from typing import Any
 import polars as pl
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from tasks import db
-from tasks.llm_client import Attempt, LlmCache, LlmCallFailed, LlmClient, estimate_tokens, redact
+from tasks import db, progress, stop
+from tasks.llm_client import (
+    Attempt, CircuitOpen, LlmCache, LlmCallFailed, LlmClient, LlmUnavailable, estimate_tokens, redact,
+)
 from tasks.rank import RANKED_COLUMNS, AlsRanker, grounded_explanation
 from tasks.settings import Settings
 
@@ -204,14 +206,46 @@ class LlmRanker:
                 admitted = self._admitted(con, client) if s.llm_max_users is not None else None
                 groups = candidates.partition_by("user_id", maintain_order=True, as_dict=True)
                 work = [(uid, groups[(uid,)], histories.get(uid)) for uid in user_ids]
-                with ThreadPoolExecutor(max_workers=s.llm_concurrency, thread_name_prefix="llm-rank") as pool:
-                    results = list(pool.map(lambda job: self._rank_user_safely(client, k, *job, admitted), work))
+                results = self._rank_all_users(client, k, work, admitted)
             finally:
                 client.close()
             self._record(con, lock, user_ids, results)
             summary = db.frame(con, "llm/summary", {"run_date": s.run_date})
         self._log(results, summary)
         return pl.concat([r.rows for r in results], how="vertical_relaxed").select(RANKED_COLUMNS)
+
+    def _rank_all_users(self, client: LlmClient, k: int, work: list[tuple], admitted: set[int] | None) -> list[UserResult]:
+        """Every user of the batch on a pool of llm_concurrency threads. A stop request (Stopped) or an
+        outage under llm_on_outage=fail (LlmUnavailable) cancels what is queued, waits for the running
+        users (they give up within ~0.1 s) and propagates: nothing of the batch is written."""
+        pool = ThreadPoolExecutor(max_workers=self.settings.llm_concurrency, thread_name_prefix="llm-rank")
+        try:
+            futures = [pool.submit(self._rank_and_report, client, k, *job, admitted) for job in work]
+            results = [future.result() for future in futures]
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+        if self.settings.llm_on_outage == "fail" and client.breaker.cause is not None:
+            raise self._outage(client.breaker.cause)
+        return results
+
+    def _outage(self, cause: str) -> LlmUnavailable:
+        """The failure of a run whose circuit opened under llm_on_outage=fail (noted in the stage's progress)."""
+        tracker = progress.current()
+        if tracker is not None:
+            tracker.circuit_opened(f"llm circuit open: {cause}")
+        return LlmUnavailable(f"llm circuit open: {cause} (RECS_LLM_ON_OUTAGE=fail; finished batches are kept)")
+
+    def _rank_and_report(self, client: LlmClient, k: int, user_id: int, frame: pl.DataFrame, history: dict | None,
+                         admitted: set[int] | None) -> UserResult:
+        """One user, counted in the stage's progress."""
+        stop.check()
+        result = self._rank_user_safely(client, k, user_id, frame, history, admitted)
+        tracker = progress.current()
+        if tracker is not None:
+            calls = sum(1 for a in result.attempts if a.outcome != "cache_hit")
+            circuit = result.reason if result.reason and result.reason.startswith("llm circuit open") else None
+            tracker.user_done(calls, len(result.attempts) - calls, result.ranker == "als_fallback", circuit)
+        return result
 
     def _histories(self, con, user_ids: list[int]) -> dict[int, dict]:
         s = self.settings
@@ -294,6 +328,13 @@ class LlmRanker:
                 if len(client.cache.has(keys)) < len(keys):
                     return self._fallback(frame, k, CAP_REACHED, stats, attempts)
             return self._rank_user(client, k, context, frame, stats, attempts)
+        except stop.Stopped:
+            raise
+        except CircuitOpen as failure:
+            if self.settings.llm_on_outage == "fail":
+                raise self._outage(failure.reason.removeprefix("llm circuit open: ")) from None
+            attempts.extend(failure.attempts)
+            return self._fallback(frame, k, failure.reason, stats, attempts)
         except LlmCallFailed as failure:
             attempts.extend(failure.attempts)
             return self._fallback(frame, k, f"llm call failed: {failure.reason}", stats, attempts)

@@ -77,12 +77,17 @@ def make_ranker(settings: Settings) -> Ranker:
     return AlsRanker()
 
 
-def pending_batches(settings: Settings) -> list[list[int]]:
+def user_batches(con, settings: Settings, batch_size: int | None = None) -> list[list[int]]:
     """Users of this run_date not ranked yet as this run would rank them, in batches (a resumed run skips finished batches)."""
-    params = {"run_date": settings.run_date, "batch_size": settings.users_per_batch, "ranker": settings.ranker, "k": settings.k}
+    params = {"run_date": settings.run_date, "batch_size": batch_size or settings.users_per_batch,
+              "ranker": settings.ranker, "k": settings.k}  # fmt: skip
+    return db.frame(con, "rank/user_batches", params)["users"].to_list()
+
+
+def pending_batches(settings: Settings) -> list[list[int]]:
+    """user_batches on the run's own connection."""
     with db.connect(settings.db_path) as con:
-        batches = db.frame(con, "rank/user_batches", params)
-    return batches["users"].to_list()
+        return user_batches(con, settings)
 
 
 def rank_users(con, settings: Settings, ranker: Ranker, user_ids: list[int]) -> pl.DataFrame:

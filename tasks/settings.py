@@ -113,6 +113,15 @@ class Settings(BaseSettings):
         False, description="A source other than the home's replaces the home's data (published partitions are kept)."
     )
 
+    # LLM boundary (issue 11 §2-§4): preflight, hard deadlines, size cap, circuit breaker, progress
+    llm_preflight_seconds: float = Field(15.0, gt=0, description="Wall-clock bound of the one-call preflight of an llm run.")
+    llm_max_answer_bytes: int = Field(262_144, ge=1024, description="Largest answer body read; a bigger one is dropped unread.")
+    llm_breaker_failures: int = Field(5, ge=1, description="Consecutive failed attempts (connection, timeout, 5xx) that open the circuit.")
+    llm_on_outage: Literal["als", "fail"] = Field(
+        "als", description="Circuit open: rank the remaining users with ALS (als) or fail the run (fail)."
+    )
+    progress_seconds: float = Field(10.0, gt=0, description="Seconds between progress lines while ranking.")
+
     @model_validator(mode="after")
     def _possible(self) -> Settings:
         """Refuse settings that could only fail after all the work."""

@@ -34,7 +34,17 @@ millisecond. Waiting that long always suffices.
 
 ``max_tokens`` (or ``max_completion_tokens``) is honoured like a real model: longer content is
 cut to ``4 * max_tokens`` characters with ``finish_reason="length"``. Tokens are estimated as
-``ceil(len(text) / 4)``.
+``ceil(len(text) / 4)``. A ping (``max_tokens == 1``, what a preflight sends) is answered with
+one token by every ranking behaviour, whatever its prompt.
+
+Like a real endpoint, the server can check the key and the model before anything else (0.):
+``api_key="k"`` answers 401 to any other bearer token, ``models=("m",)`` answers 404
+``model_not_found`` to any other model (both off by default).
+
+Hostile transports, for the client's deadlines and caps: :func:`drip` (one byte every few
+seconds, from the status line or from the body on), :func:`hang` (nothing until the server
+stops), :func:`close_mid_body` (half the declared body, then the connection closes),
+:func:`huge` (a valid answer padded to N bytes, with or without Content-Length).
 """
 
 from __future__ import annotations
@@ -73,6 +83,11 @@ class Reply:
     payload: Mapping[str, Any]
     headers: Mapping[str, str] = field(default_factory=dict)
     delay: float = 0.0
+    drip: float = 0.0  # > 0: send one byte every `drip` seconds ...
+    drip_headers: bool = False  # ... from the status line on (else from the body on)
+    cut_at: int | None = None  # send only this many body bytes, then close the connection
+    padding: int = 0  # spaces after the JSON (still valid JSON)
+    declare_length: bool = True  # False: no Content-Length, the body ends when the connection closes
 
 
 @dataclass(frozen=True)
@@ -226,6 +241,8 @@ ContentEdit = Callable[[str], str]
 def _ranking_behaviour(name: str, edit: RankingEdit = lambda r: r, wrap: ContentEdit = lambda c: c) -> Behaviour:
     """Answer with the correct ranking, edited, serialised, then wrapped."""
     def respond(body: Mapping[str, Any]) -> Reply:
+        if _max_tokens(body) == 1:
+            return completion_reply(body, "OK")
         ranking = correct_ranking(parse_ranking_data(body))
         return completion_reply(body, wrap(ranking_content(edit(ranking))))
     return Behaviour(name, respond)
@@ -328,6 +345,49 @@ def refusal(in_refusal_field: bool = False) -> Behaviour:
     return content(REFUSAL_TEXT, "refusal")
 
 
+def hang() -> Behaviour:
+    """Send nothing at all (not even headers) until the server stops."""
+    return slow(24 * 3600)
+
+
+def drip(interval: float = 2.0, headers: bool = False, then: Behaviour | None = None) -> Behaviour:
+    """Answer like ``then`` (default correct), one byte every ``interval`` seconds; with ``headers``
+    from the status line on, else the headers at once and then the body byte by byte."""
+    inner = then or correct()
+    return Behaviour(f"drip({inner.name})", lambda body: replace(inner(body), drip=interval, drip_headers=headers))
+
+
+def close_mid_body(then: Behaviour | None = None) -> Behaviour:
+    """Declare the full Content-Length, send half of the body, close the connection."""
+    inner = then or correct()
+
+    def respond(body: Mapping[str, Any]) -> Reply:
+        reply = inner(body)
+        return replace(reply, cut_at=len(json.dumps(reply.payload).encode()) // 2)
+    return Behaviour(f"close_mid_body({inner.name})", respond)
+
+
+def huge(size: int, declare_length: bool = True) -> Behaviour:
+    """A correct answer padded with whitespace to about ``size`` bytes (without Content-Length, the
+    client cannot know the size before reading)."""
+    def respond(body: Mapping[str, Any]) -> Reply:
+        reply = correct()(body)
+        return replace(reply, padding=max(0, size - len(json.dumps(reply.payload))), declare_length=declare_length)
+    return Behaviour("huge", respond)
+
+
+def unauthorized() -> Behaviour:
+    """HTTP 401, as for a wrong API key."""
+    return Behaviour("unauthorized", lambda body: error_reply(401, "Incorrect API key provided.",
+                                                              "invalid_request_error", "invalid_api_key"))
+
+
+def unknown_model() -> Behaviour:
+    """HTTP 404 ``model_not_found``."""
+    return Behaviour("unknown_model", lambda body: error_reply(
+        404, f"The model `{body.get('model')}` does not exist.", "invalid_request_error", "model_not_found"))
+
+
 # ---------------------------------------------------------------- HTTP server
 
 
@@ -364,14 +424,39 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(self.server.owner.answer(self.command, self.path, headers, raw, self.client_address[1]))
 
     def _send(self, reply: Reply) -> None:
-        data = json.dumps(reply.payload).encode()
+        data = json.dumps(reply.payload).encode() + b" " * reply.padding
         self.send_response(reply.status)
         self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
+        if reply.declare_length:
+            self.send_header("Content-Length", str(len(data)))
+        else:
+            self.send_header("Connection", "close")
+            self.close_connection = True
         for name, value in reply.headers.items():
             self.send_header(name, value)
+        if reply.drip and reply.drip_headers:
+            head, self._headers_buffer = b"".join(self._headers_buffer) + b"\r\n", []
+            self._drip(head + data, reply.drip)
+            return
         self.end_headers()
-        self.wfile.write(data)
+        if reply.drip:
+            self._drip(data, reply.drip)
+        elif reply.cut_at is not None:
+            self.wfile.write(data[: reply.cut_at])
+            self.wfile.flush()
+            self.close_connection = True
+            self.connection.shutdown(socket.SHUT_RDWR)
+        else:
+            self.wfile.write(data)
+
+    def _drip(self, data: bytes, interval: float) -> None:
+        """One byte every `interval` seconds until done, the client is gone or the server stops."""
+        for offset in range(len(data)):
+            self.wfile.write(data[offset : offset + 1])
+            self.wfile.flush()
+            if self.server.owner.stopping.wait(interval):
+                self.close_connection = True
+                return
 
 
 class _HTTPServer(ThreadingHTTPServer):
@@ -412,7 +497,10 @@ class OpenAICompatibleServer:
     """A local chat-completions server with scriptable behaviours and a request record."""
 
     def __init__(self, *, rpm_limit: int | None = None, window_seconds: float = 60.0,
-                 reject_json_schema: bool = False, default_brain: Behaviour | None = None) -> None:
+                 reject_json_schema: bool = False, default_brain: Behaviour | None = None,
+                 api_key: str | None = None, models: Iterable[str] | None = None) -> None:
+        self.api_key = api_key
+        self.models = set(models) if models is not None else None
         self.rpm_limit = rpm_limit
         self.window_seconds = window_seconds
         self.reject_json_schema = reject_json_schema
@@ -455,6 +543,11 @@ class OpenAICompatibleServer:
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
+
+    @property
+    def stopping(self) -> threading.Event:
+        """Set while the server shuts down: slow and dripping replies give up."""
+        return self._stopping
 
     # -------------------------------------------------------- scripting and record
 
@@ -520,7 +613,11 @@ class OpenAICompatibleServer:
         if route != ("POST", CHAT_PATH):
             return _fixed("not_found", error_reply(404, f"Unknown route {record.method} {record.path}",
                                                    "invalid_request_error", "unknown_url"))
+        if self.api_key is not None and record.headers.get("authorization") != f"Bearer {self.api_key}":
+            return unauthorized()
         body = record.body
+        if self.models is not None and isinstance(body, dict) and body.get("model") not in self.models:
+            return unknown_model()
         messages = body.get("messages") if isinstance(body, dict) else None
         if not isinstance(messages, list) or not all(isinstance(m, dict) for m in messages):
             return _fixed("invalid_request", error_reply(400, "Body must be a JSON object with a 'messages' list.",

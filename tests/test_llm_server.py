@@ -17,8 +17,11 @@ from llm_server import (
     Behaviour,
     OpenAICompatibleServer,
     cite_outside_history,
+    close_mid_body,
+    drip,
     duplicate_ids,
     hallucinated_ids,
+    huge,
     malformed_json,
     missing_ids,
     overlong_explanation,
@@ -244,3 +247,31 @@ def test_timeout_and_shutdown_do_not_hang(capfd: pytest.CaptureFixture[str]) -> 
         server.stop()  # the 30 s reply is still in flight
         assert time.monotonic() - started < 1.0
     assert capfd.readouterr().err == ""
+
+
+def test_key_and_model_checks_answer_401_and_404_like_a_real_endpoint() -> None:
+    with OpenAICompatibleServer(api_key="right-key", models=["test-model"]) as strict:
+        with openai.OpenAI(base_url=strict.base_url, api_key="wrong-key", max_retries=0) as wrong:
+            with pytest.raises(openai.AuthenticationError):
+                ask(wrong)
+        with openai.OpenAI(base_url=strict.base_url, api_key="right-key", max_retries=0) as right:
+            assert ranking_of(ask(right))
+            with pytest.raises(openai.NotFoundError, match="model `other-model` does not exist"):
+                right.chat.completions.create(model="other-model", messages=[{"role": "user", "content": "hi"}])
+            ping = right.chat.completions.create(model="test-model", messages=[{"role": "user", "content": "hi"}],
+                                                 max_tokens=1)
+            assert ping.choices[0].message.content == "OK", "a preflight ping needs no <data> block"
+
+
+def test_hostile_transports_are_visible_to_a_plain_client(server: OpenAICompatibleServer) -> None:
+    with openai.OpenAI(base_url=server.base_url, api_key="k", max_retries=0, timeout=0.3) as client:
+        server.script(close_mid_body())
+        with pytest.raises(openai.APIConnectionError):
+            ask(client)
+        server.script(drip(0.5, headers=True))
+        with pytest.raises(openai.APITimeoutError):
+            ask(client)
+        server.script(huge(1_000_000, declare_length=False))
+        started = time.monotonic()
+        assert ranking_of(ask(client)), "padding keeps the JSON valid"
+        assert time.monotonic() - started < 5

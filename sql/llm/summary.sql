@@ -8,7 +8,7 @@ WITH calls AS (
         coalesce(sum(completion_tokens) FILTER (WHERE outcome <> 'cache_hit'), 0) AS completion_tokens,
         count(*) FILTER (WHERE attempt > 0 AND outcome <> 'cache_hit') AS retries,
         count(*) FILTER (WHERE http_status = 429) AS rate_limited,
-        count(*) FILTER (WHERE outcome IN ('server_error', 'timeout', 'error')) AS failed_attempts,
+        count(*) FILTER (WHERE outcome IN ('server_error', 'timeout', 'error', 'too_large')) AS failed_attempts,
         quantile_cont(latency_ms, 0.5) FILTER (WHERE outcome <> 'cache_hit') AS latency_p50_ms,
         quantile_cont(latency_ms, 0.95) FILTER (WHERE outcome <> 'cache_hit') AS latency_p95_ms
     FROM llm_calls
