@@ -73,15 +73,15 @@ def llm_env(server: OpenAICompatibleServer) -> dict[str, str]:
 def test_sigterm_while_the_llm_ranks_stops_spending_and_the_rerun_pays_only_for_the_rest(tmp_path):
     with OpenAICompatibleServer(default_brain=slow(0.5)) as server:
         victim = recs_run(tmp_path, "--ranker", "llm", **llm_env(server))
-        wait_until(lambda: len(server.chat_requests) >= 8, 240, "the LLM ranking to be under way")
+        wait_until(lambda: len(server.chat_requests()) >= 8, 240, "the LLM ranking to be under way")
         processes = descendants(victim.pid)
         signalled = time.monotonic()
         victim.send_signal(signal.SIGTERM)
         output, _ = victim.communicate(timeout=60)
         exited = time.monotonic() - signalled
         time.sleep(1.5)  # anything still running would send more requests now
-        late = [r for r in server.chat_requests if r.time > signalled + 0.5]
-        paid = len(server.chat_requests)
+        late = [r for r in server.chat_requests() if r.time > signalled + 0.5]
+        paid = len(server.chat_requests())
 
         assert victim.returncode == 128 + signal.SIGTERM, output
         assert exited < 10, f"exited {exited:.1f} s after SIGTERM"
@@ -91,13 +91,13 @@ def test_sigterm_while_the_llm_ranks_stops_spending_and_the_rerun_pays_only_for_
         assert wait_gone(processes, 10) == set(), "the local Prefect server and helpers died with the run"
         assert not partition_dir(tmp_path / "recommendations", RUN_DATE).exists()
         with duckdb.connect(str(tmp_path / "recs.duckdb"), read_only=True) as con:
-            cached = con.sql("SELECT count(*) FROM llm_cache").fetchone()[0]
+            cached = con.sql("SELECT count(*) FROM llm_cache").fetchall()[0][0]
         assert cached >= 6, "answers received before the stop are kept"
 
         rerun = recs_run(tmp_path, "--ranker", "llm", **llm_env(server))
         output, _ = rerun.communicate(timeout=300)
         assert rerun.returncode == 0, output
-        resent = [r for r in server.chat_requests[paid:] if r.body and r.body.get("max_tokens", 0) > 1]
+        resent = [r for r in server.chat_requests()[paid:] if r.body and r.body.get("max_tokens", 0) > 1]
         assert len(resent) <= SIZES["gen_users"] - cached, "answers paid for before the stop are not bought again"
     assert partition_dir(tmp_path / "recommendations", RUN_DATE).joinpath("data.parquet").exists()
 
