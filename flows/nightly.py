@@ -46,9 +46,9 @@ def nightly(params: RunParameters = RunParameters()) -> dict[str, Any]:
     settings = params.settings()
     timings: dict[str, float] = {}
     with stop.on_signals(), exclusive(settings):
-        timed("check home", timings, lambda: check_home(settings))
         if settings.ranker == "llm":
             timed("llm preflight", timings, lambda: preflight(settings))
+        timed("check home", timings, lambda: check_home(settings))
         ingested = timed("ingest", timings, lambda: ingest(settings))
         input_checks = timed("check inputs", timings, lambda: validate_inputs(settings))
         trained = timed("train", timings, lambda: train(settings))

@@ -297,6 +297,7 @@ def test_llm_rows_failing_endpoint_shows_the_reason_never_values(llm_env):
     metrics = evaluate_dataset(None, Settings(), llm_users=3)
     llm = metrics.filter(pl.col("method").is_in(LLM_METHODS))
     assert llm.height == len(LLM_METHODS) * len(METRICS) * len(CUTOFFS) and llm["value"].null_count() == llm.height
-    assert llm["status"].str.starts_with("failed: all 3 users fell back to ALS order (llm call failed").all()
+    assert llm["status"].str.starts_with("failed: all 3 users fell back to ALS order (llm").all()
+    assert llm["status"].str.contains("HTTP 500").all(), "the reason names the endpoint's answer"
     assert not llm["status"].str.contains(KEY).any() and server.count() > 0
     assert metrics.filter(method=LLM_BASELINE)["value"].null_count() == 0, "the ALS side is still measured"

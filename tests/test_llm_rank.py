@@ -403,7 +403,7 @@ def test_recs_run_with_llm_flags_shares_a_prefect_rate_limit(tmp_path, monkeypat
         assert server.count(status=429) == 0 and server.max_requests_in_window(window) <= rpm
     with get_client(sync_client=True) as client:
         limit = client.read_global_concurrency_limit_by_name("recs-llm-rpm")
-        accounting = next(a for a in client.read_artifacts() if a.key == f"recs-{RUN_DATE}-llm")
+        accounting = max((a for a in client.read_artifacts() if a.key == f"recs-{RUN_DATE}-llm"), key=lambda a: a.created)
     assert "| calls | 45 |" in accounting.data and "| fallbacks | 15 |" in accounting.data
     assert limit.limit == 1 and limit.slot_decay_per_second == pytest.approx((rpm - 1) / window)
     recs = pl.read_parquet(partition_dir(tmp_path / "recommendations", RUN_DATE) / "data.parquet")
