@@ -38,7 +38,8 @@ def read_partition(home, run_date) -> pl.DataFrame:
 
 
 def test_nightly_run_gives_every_user_k_unseen_explained_items(tmp_path, small_data):
-    summary = nightly(RunParameters(home=tmp_path, run_date=RUN_DATE))
+    state = nightly(RunParameters(home=tmp_path, run_date=RUN_DATE), return_state=True)
+    summary = state.result()
     recs = read_partition(tmp_path, RUN_DATE)
     with connect(tmp_path / "recs.duckdb") as con:
         history = con.sql("SELECT user_id, item_id, rating FROM interactions").pl()
@@ -57,7 +58,7 @@ def test_nightly_run_gives_every_user_k_unseen_explained_items(tmp_path, small_d
     first_evidence = recs.with_columns(first_id=pl.col("evidence_item_ids").list.first()).drop_nulls("first_id")
     named = first_evidence.drop("title").join(titles, left_on="first_id", right_on="item_id")
     assert all(title in explanation for title, explanation in zip(named["title"], named["explanation"]))
-    keys = {a.key for a in read_artifacts(f"recs-{RUN_DATE.isoformat()}")}
+    keys = {a.key for a in read_artifacts(f"recs-{RUN_DATE.isoformat()}") if a.flow_run_id == state.state_details.flow_run_id}
     assert keys == {f"recs-{RUN_DATE.isoformat()}-{name}" for name in ("summary", "model", "sample")}
     assert set(recs.columns) >= {"user_id", "rank", "item_id", "title", "score", "explanation", "evidence_item_ids", "ranker", "model_version"}
 
