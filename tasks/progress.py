@@ -19,8 +19,8 @@ from contextlib import contextmanager
 class Progress:
     """Counters of one ranking stage, safe to update from many threads."""
 
-    def __init__(self, total: int, every: float, logger: logging.Logger | logging.LoggerAdapter) -> None:
-        self.total, self.every, self.logger = total, every, logger
+    def __init__(self, total: int) -> None:
+        self.total = total
         self.started = time.monotonic()
         self.users = self.calls = self.cache_hits = self.fallbacks = 0
         self.circuit_users = 0
@@ -81,7 +81,7 @@ def current() -> Progress | None:
 def tracking(total: int, every: float, logger: logging.Logger | logging.LoggerAdapter) -> Iterator[Progress]:
     """Track a ranking stage: a line every `every` seconds and a final one (plus the circuit
     warning), and a rich bar on stderr when it is a terminal."""
-    progress = Progress(total, every, logger)
+    progress = Progress(total)
     finished = threading.Event()
 
     def report() -> None:
