@@ -504,7 +504,12 @@ class LlmClient:
                 request = dict(model=s.llm_model, messages=messages, temperature=s.llm_temperature,
                                max_tokens=max_tokens, **self._response_format(level, schema))
                 try:
+                    self.breaker.check()  # it may have opened while this request waited for its slots
                     data = self.attempt(request, deadline)
+                except CircuitOpen as failure:
+                    attempts.pop()  # nothing was sent
+                    failure.attempts = attempts
+                    raise
                 except openai.RateLimitError as error:
                     record.outcome, record.http_status = "rate_limited", 429
                     wait = _retry_after(error)
