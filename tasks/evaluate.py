@@ -19,15 +19,18 @@ Rows (column `method`):
 - `als + als ranker`: the defaults model's candidates (tasks/candidates.py, with evidence) passed
   through the real `AlsRanker` (tasks/rank.py); it keeps ALS order, so it equals `als (defaults)`
   by construction; computing it through the production path checks exactly that;
-- `als + llm ranker`, `als + llm hybrid` (only with an LLM endpoint configured; otherwise status
-  "not run", values empty, never faked): the same candidates (30 per user from the defaults model,
-  seen items filtered, with evidence) stored in a throwaway DuckDB holding the catalogue and only
-  the interactions the model may know (every held-out pair removed, so the prompt's history never
-  shows the test set), then ranked by the real `LlmRanker` (tasks/llm_rank.py) exactly as in
-  production: `llm_blend_weight` 1.0 (pure LLM order, liked first) and the configured blend. LLM
-  calls cost money, so they run for a seeded sample of `llm_users` evaluated users (all when fewer),
-  next to `als (llm subset)`: the defaults model over the same users, for a fair side-by-side. The
-  hybrid prompts equal the ranker's, so it is answered from the LLM cache (no second set of calls).
+- `als + llm ranker`, `als + llm hybrid`, `als + llm gated hybrid` (only with an LLM endpoint
+  configured; otherwise status "not run", values empty, never faked): the same candidates (30 per
+  user from the defaults model, seen items filtered, with evidence) stored in a throwaway DuckDB
+  holding the catalogue and only the interactions the model may know (every held-out pair removed,
+  so the prompt's history never shows the test set), then ranked by the real `LlmRanker`
+  (tasks/llm_rank.py via tasks/held_out.py) exactly as in production: `llm_blend_weight` 1.0 (pure
+  LLM order), the configured blend, and what the nightly LLM gate (tasks/gate.py) would publish,
+  cross-fitted: each half of the users gets the blend the gate chooses on the other half, or ALS
+  order where it stays closed. LLM calls cost money, so they run for a seeded sample of
+  `llm_users` evaluated users (all when fewer), next to `als (llm subset)`: the defaults model over
+  the same users, for a fair side-by-side. Every blend has the same prompts, so all but the first
+  are answered from the LLM cache (no second set of calls).
   Users the LLM could not rank keep ALS order (the ranker's fallback) and the status says how many
   and why; when every user fell back, or the ranker failed, the values stay empty with the reason.
 """
@@ -44,11 +47,9 @@ import numpy as np
 import polars as pl
 
 from tasks import db
-from tasks.candidates import (
-    long_frame,
-    als_candidates,
-    store_candidates,
-)
+from tasks.candidates import als_candidates, long_frame
+from tasks.gate import BLEND_WEIGHTS, gate_rule
+from tasks.held_out import held_out_candidates, item_rows, known_pairs, ndcg_per_user, rank_blends, stored_candidates
 from tasks.db import connect
 from tasks.errors import InputError
 from tasks.ingest import detect_source, ingest_source, resolve_source
@@ -69,7 +70,7 @@ from tasks.train import (
 
 ORIGINAL_ALS = {"als_factors": 50, "als_regularization": 0.01, "als_iterations": 15, "als_alpha": 1.0}
 METRICS = ("precision", "recall", "dcg", "ndcg", "map")
-LLM_METHODS = ("als + llm ranker", "als + llm hybrid")
+LLM_METHODS = ("als + llm ranker", "als + llm hybrid", "als + llm gated hybrid")
 LLM_BASELINE = "als (llm subset)"
 METHODS = ("popularity", "als (original 50f)", "als (defaults)", "als + als ranker", LLM_BASELINE, *LLM_METHODS)
 N_CANDIDATES = 30
@@ -205,47 +206,55 @@ def llm_topn(
 
     The defaults model's candidates of the users at `positions` go into a throwaway DuckDB that holds
     the catalogue and only the pairs the model may know (`holdout.seen`: the held-out ones deleted),
-    so `LlmRanker` reads candidates, titles, evidence and history exactly as in production without
-    ever seeing the test set."""
+    then the real `LlmRanker` ranks them (tasks/held_out.py) without ever seeing the test set: at
+    blend weight 1 (the ranker row), at the configured weight (hybrid), and at the gate's weights
+    (gated hybrid, `gated_rows`); all but the first answered from the LLM cache."""
     from tasks.llm_client import redact
-    from tasks.llm_rank import LlmRanker
 
     user_rows = holdout.users[positions]
-    train = (holdout.train * settings.als_alpha).tocsr()
-    ids, scores, evidence = als_candidates(model, train, holdout.seen, user_rows, N_CANDIDATES, settings.evidence_items)
-    items = holdout.item_ids
-    frame = long_frame(holdout.user_ids[user_rows], items, ids, scores, evidence, "als")
-    seen = holdout.seen.tocoo()
-    known = pl.DataFrame({"user_id": holdout.user_ids[seen.row], "item_id": items[seen.col]})
-    out: dict[str, tuple[np.ndarray | None, str]] = {}
+    frame = held_out_candidates(model, (holdout.train * settings.als_alpha).tocsr(), holdout, user_rows,
+                                settings.model_copy(update={"n_candidates": N_CANDIDATES}))
     with tempfile.TemporaryDirectory(prefix="recs-eval-llm-") as tmp:
         base = settings.model_copy(update={"home": Path(tmp), "llm_max_users": None})  # llm_users is the cap here
         with connect(base.db_path) as con:
             ingest_into(con, data, settings, Path(tmp))
-            with db.registered(con, "eval_known", known):
+            with db.registered(con, "eval_known", known_pairs(holdout)):
                 db.run(con, "evaluate/keep_known_pairs")
-            store_candidates(con, frame, base, "eval")
-            candidates = db.frame(con, "rank/batch_candidates",
-                                  {"run_date": base.run_date, "user_ids": holdout.user_ids[user_rows].tolist()})
-        variants = {LLM_METHODS[0]: {"llm_blend_weight": 1.0, "llm_liked_first": True}, LLM_METHODS[1]: {}}
-        for method, update in variants.items():  # the same prompts: the hybrid is answered from the LLM cache
-            try:
-                ranked = LlmRanker(base.model_copy(update=update)).rank(candidates, depth)
-            except Exception as error:  # noqa: BLE001 - the row says why it has no values
-                reason = f"{type(error).__name__}: {error}"
-                out[method] = (None, "failed: " + redact(reason, settings))
-                continue
-            fell_back = ranked.filter(pl.col("ranker") != "llm").unique("user_id", maintain_order=True)
-            why = f" ({fell_back['fallback_reason'][0]})" if fell_back.height else ""
-            if fell_back.height == len(user_rows):
-                out[method] = (None, f"failed: all {len(user_rows)} users fell back to ALS order{why}")
-                continue
-            recommended = np.full((len(holdout.users), depth), PAD, dtype=np.int64)
-            rows = np.searchsorted(holdout.users, np.searchsorted(holdout.user_ids, ranked["user_id"].to_numpy()))
-            recommended[rows, ranked["rank"].to_numpy() - 1] = np.searchsorted(items, ranked["item_id"].to_numpy())
-            status = f"ok: {fell_back.height} of {len(user_rows)} users kept ALS order{why}" if fell_back.height else "ok"
-            out[method] = (recommended, status)
-    return out
+            candidates = stored_candidates(con, frame, base, "eval")
+        weights = tuple(dict.fromkeys((1.0, settings.llm_blend_weight, *BLEND_WEIGHTS)))
+        try:
+            ranked = rank_blends(base, candidates, weights, depth)
+        except Exception as error:  # noqa: BLE001 - the rows say why they have no values
+            failed = (None, "failed: " + redact(f"{type(error).__name__}: {error}", settings))
+            return dict.fromkeys(LLM_METHODS, failed)
+    fell_back = ranked[1.0].filter(pl.col("ranker") != "llm").unique("user_id", maintain_order=True)
+    why = f" ({fell_back['fallback_reason'][0]})" if fell_back.height else ""
+    if fell_back.height == len(user_rows):
+        return dict.fromkeys(LLM_METHODS, (None, f"failed: all {len(user_rows)} users fell back to ALS order{why}"))
+    status = f"ok: {fell_back.height} of {len(user_rows)} users kept ALS order{why}" if fell_back.height else "ok"
+    lists = {w: item_rows(r, holdout, depth) for w, r in ranked.items()}
+    als = item_rows(AlsRanker().rank(candidates, depth), holdout, depth)
+    gated, note = gated_rows(als, lists, holdout, positions, settings.split_seed)
+    return {LLM_METHODS[0]: (lists[1.0], status), LLM_METHODS[1]: (lists[settings.llm_blend_weight], status),
+            LLM_METHODS[2]: (gated, f"{status}; {note}")}
+
+
+def gated_rows(als: np.ndarray, lists: dict[float, np.ndarray], holdout: Holdout, positions: np.ndarray,
+               seed: int) -> tuple[np.ndarray, str]:
+    """What the nightly gate would publish, cross-fitted: the users at `positions` are cut into two seeded
+    halves; each half gets the blend the gate (tasks/gate.py) chooses on the other half, or ALS order when
+    it stays closed there. Returns the item rows and which weight each half got."""
+    halves = np.array_split(np.random.default_rng((seed, 3)).permutation(positions), 2)
+    out, notes = als.copy(), []
+    for half, other in ((halves[0], halves[1]), (halves[1], halves[0])):
+        if len(other) == 0:
+            continue
+        verdict = gate_rule(ndcg_per_user(als, holdout, other), {w: ndcg_per_user(lists[w], holdout, other) for w in BLEND_WEIGHTS},
+                            seed)
+        if verdict.open:
+            out[half] = lists[verdict.weight][half]
+        notes.append(f"blend {verdict.weight:g}" if verdict.open else "als (gate closed)")
+    return out, "gate chose on the other half: " + ", ".join(notes)
 
 
 def evaluate_dataset(

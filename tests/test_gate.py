@@ -12,6 +12,7 @@ import duckdb
 import numpy as np
 import polars as pl
 import pytest
+from prefect.client.orchestration import get_client
 
 from conftest import ML100K, RUN_DATE
 from flows.nightly import nightly_for
@@ -88,6 +89,13 @@ def ndcg(lists: pl.DataFrame, held: pl.DataFrame) -> float:
     return float((scored["dcg"].fill_null(0.0) / scored["idcg"]).mean())
 
 
+def newest_artifacts(*keys: str) -> list[str]:
+    """The markdown of the newest artifact of each key."""
+    with get_client(sync_client=True) as client:
+        artifacts = client.read_artifacts()
+    return [max((a for a in artifacts if a.key == key), key=lambda a: a.created).data for key in keys]
+
+
 def gate_row(home) -> dict:
     with duckdb.connect(str(home / "recs.duckdb"), read_only=True) as con:
         row = con.sql("SELECT * FROM gate_runs").pl()
@@ -126,6 +134,9 @@ def test_a_brain_that_ranks_worst_first_closes_the_gate_and_als_lists_are_publis
     assert f"on 120 users" in summary["llm_gate"] and not gate["open"]
     assert gate["canary"].filter(blend_weight=1.0)["ndcg_at_10"][0] < gate["als_ndcg"] / 2
     assert calls == 1 + 120, "the preflight and the canary: nobody else is sent to the LLM"
+    artifacts = newest_artifacts(f"recs-{RUN_DATE}-llm-gate", f"recs-{RUN_DATE}-summary")
+    assert artifacts[0].startswith(summary["llm_gate"]) and "| als | 120 |" in artifacts[0] and "| blend 1.0 | 120 |" in artifacts[0]
+    assert f"- {summary['llm_gate']}\n" in artifacts[1]
     recs = published(tmp_path)
     assert set(recs["ranker"]) == {"als"}
     assert recs.select("user_id", "rank", "item_id").sort("user_id", "rank").equals(als_lists(tmp_path).sort("user_id", "rank"))
@@ -152,6 +163,15 @@ def test_gate_rule_takes_the_smaller_weight_on_ties_and_needs_a_confident_gain()
     assert (tie.weight, tie.open) == (0.0, False), "no gain: closed"
     noisy = gate_rule(als, {1.0: als + np.array([0.9, -0.8, 0.0, 0.0])}, seed=1)
     assert noisy.mean_gain > 0 and not noisy.open, "a gain the bootstrap cannot trust keeps the gate closed"
+
+
+def test_the_gate_mode_is_a_run_parameter_and_a_flag():
+    from typer.testing import CliRunner
+
+    from flows.cli import app
+
+    assert RunParameters(llm_gate="on").settings().llm_gate == "on"
+    assert "--llm-gate" in CliRunner().invoke(app, ["run", "--help"], terminal_width=200).output
 
 
 def test_gated_settings_follow_the_mode_and_count_canary_users_against_the_cap():
