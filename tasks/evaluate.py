@@ -409,7 +409,8 @@ def protocol(data: Path | None, settings: Settings, sample_users: int | None, se
     fixed = split != "random"
     llm = ({"endpoint": "configured", "model": settings.llm_model, "prompt_version": settings.llm_prompt_version,
             "users": f"seeded sample of at most {llm_users} evaluated users" if llm_users else "all evaluated users",
-            "ranker_blend_weight": 1.0, "hybrid_blend_weight": settings.llm_blend_weight}
+            "ranker_blend_weight": 1.0, "hybrid_blend_weight": settings.llm_blend_weight,
+            "gated_hybrid": "the LLM gate's rule (tasks/gate.py) on one half of the users decides the other half's order"}
            if llm_configured(settings) else "not run: no LLM endpoint configured")
     return {
         "data": str(data) if data is not None else "built-in generated dataset",

@@ -96,13 +96,13 @@ def sample_positions(n_users: int, size: int, seed: int) -> np.ndarray:
 def gated_settings(settings: Settings, decision: GateDecision | None) -> Settings:
     """The settings tonight's rank stage runs with: the ALS ranker when the gate is closed (and not forced
     on), else the LLM at the chosen weight (configured weight when forced on), with llm_max_users less the
-    canary's users."""
+    canary's users (the rank stage's cap plan is built once per night, so a rerun keeps it)."""
     if decision is None or settings.llm_gate == "off":
         return settings
     if settings.llm_gate == "auto" and not decision.open:
         return settings.model_copy(update={"ranker": "als"})
     update: dict = {} if settings.llm_gate == "on" else {"llm_blend_weight": decision.chosen_weight}
-    if settings.llm_max_users is not None and not decision.reused:
+    if settings.llm_max_users is not None:
         update["llm_max_users"] = max(0, settings.llm_max_users - decision.sent_users)
     return settings.model_copy(update=update)
 
@@ -191,14 +191,15 @@ def decide(settings: Settings) -> GateDecision:
     """Tonight's decision: the stored one on a rerun, else the canary's (recorded)."""
     with db.connect(settings.db_path) as con:
         stored = db.run(con, "gate/stored", {"run_date": settings.run_date})
-        if stored:
-            names = [f.name for f in dataclasses.fields(GateDecision) if f.name != "reused"]
-            return GateDecision(**dict(zip(names, stored[0])), reused=True)
-    decision, table, calls = run_canary(settings)
+    if stored:
+        names = [f.name for f in dataclasses.fields(GateDecision) if f.name != "reused"]
+        decision = GateDecision(**dict(zip(names, stored[0])), reused=True)
+    else:
+        decision, table, calls = run_canary(settings)
+        with db.connect(settings.db_path) as con:
+            record(con, settings, decision, table, calls)
     if settings.llm_gate == "on":
-        decision = dataclasses.replace(decision, reason=f"llm forced on (llm_gate=on); canary: {decision.reason}")
-    with db.connect(settings.db_path) as con:
-        record(con, settings, decision, table, calls)
+        return dataclasses.replace(decision, reason=f"llm forced on (llm_gate=on); canary: {decision.reason}")
     return decision
 
 
