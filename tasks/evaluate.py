@@ -149,9 +149,10 @@ def fit(holdout: Holdout, settings: Settings):
 def ranker_topn(model, holdout: Holdout, settings: Settings, depth: int) -> np.ndarray:
     """Candidates (with evidence) -> AlsRanker -> item rows per test user, as the nightly flow does it."""
     train = (holdout.train * settings.als_alpha).tocsr()
-    ids, scores, evidence = als_candidates(model, train, holdout.seen, holdout.users, N_CANDIDATES, settings.evidence_items)
+    ids, scores, evidence = als_candidates(model, train, holdout.seen, holdout.users, N_CANDIDATES, settings)
     frame = long_frame(holdout.users, np.arange(holdout.train.shape[1]), ids, scores, evidence, "als").with_columns(
         evidence_titles=pl.col("evidence_item_ids").list.eval(pl.element().cast(pl.String)),
+        shared_genre=pl.lit(None, dtype=pl.String),
         model_version=pl.lit("eval"),
     )
     ranked = AlsRanker().rank(frame, depth)
@@ -212,7 +213,7 @@ def llm_topn(
 
     user_rows = holdout.users[positions]
     train = (holdout.train * settings.als_alpha).tocsr()
-    ids, scores, evidence = als_candidates(model, train, holdout.seen, user_rows, N_CANDIDATES, settings.evidence_items)
+    ids, scores, evidence = als_candidates(model, train, holdout.seen, user_rows, N_CANDIDATES, settings)
     items = holdout.item_ids
     frame = long_frame(holdout.user_ids[user_rows], items, ids, scores, evidence, "als")
     seen = holdout.seen.tocoo()

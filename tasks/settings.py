@@ -46,6 +46,12 @@ class Settings(BaseSettings):
     task_runner: Literal["threads", "dask"] = Field("threads", description="Runs the rank tasks: threads or Dask.")
     dask_address: str | None = Field(None, description="Scheduler of an existing Dask cluster; empty: a local one.")
     evidence_items: int = Field(3, ge=1, le=10, description="History items cited per explanation at most.")
+    evidence_min_share: float = Field(
+        0.5, gt=0, le=1, description="A history item is cited only if it contributes at least this share of the strongest one."
+    )
+    evidence_closeness: float = Field(
+        0.8, gt=0, le=1, description="Items contributing within this share of the strongest may lead an explanation (varies a user's list)."
+    )
 
     # ALS and its evaluation
     als_factors: int = Field(16, ge=2, description="Latent factors (tuned on ML-100k validation splits, bench/tune_als.py).")
