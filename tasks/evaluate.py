@@ -48,10 +48,10 @@ import polars as pl
 
 from tasks import db
 from tasks.candidates import als_candidates, long_frame
-from tasks.gate import BLEND_WEIGHTS, gate_rule
-from tasks.held_out import held_out_candidates, item_rows, known_pairs, ndcg_per_user, rank_blends, stored_candidates
 from tasks.db import connect
 from tasks.errors import InputError
+from tasks.gate import BLEND_WEIGHTS, gate_rule
+from tasks.held_out import held_out_candidates, item_rows, known_pairs, ndcg_per_user, rank_blends, stored_candidates
 from tasks.ingest import detect_source, ingest_source, resolve_source
 from tasks.metrics import CUTOFFS, hit_matrix, per_user_metrics, ranking_metrics
 from tasks.rank import AlsRanker
@@ -70,7 +70,12 @@ from tasks.train import (
 
 ORIGINAL_ALS = {"als_factors": 50, "als_regularization": 0.01, "als_iterations": 15, "als_alpha": 1.0}
 METRICS = ("precision", "recall", "dcg", "ndcg", "map")
-LLM_METHODS = ("als + llm ranker", "als + llm hybrid", "als + llm gated hybrid")
+VARIANT_METHODS = ("als + llm ranker", "als + llm hybrid", "als + llm hybrid, rationale-first", "als + llm hybrid, 3 permutations")
+LLM_VARIANTS = (  # the settings each LLM method changes; the prompts of the first two are the same (cached)
+    {"llm_blend_weight": 1.0, "llm_liked_first": True}, {}, {"llm_prompt_version": "rationale_v1"}, {"llm_permutations": 3},
+)
+GATED_METHOD = "als + llm gated hybrid"  # what the nightly LLM gate would publish (its blends: the plain prompt, cached)
+LLM_METHODS = (*VARIANT_METHODS, GATED_METHOD)
 LLM_BASELINE = "als (llm subset)"
 METHODS = ("popularity", "als (original 50f)", "als (defaults)", "als + als ranker", LLM_BASELINE, *LLM_METHODS)
 N_CANDIDATES = 30
@@ -150,9 +155,10 @@ def fit(holdout: Holdout, settings: Settings):
 def ranker_topn(model, holdout: Holdout, settings: Settings, depth: int) -> np.ndarray:
     """Candidates (with evidence) -> AlsRanker -> item rows per test user, as the nightly flow does it."""
     train = (holdout.train * settings.als_alpha).tocsr()
-    ids, scores, evidence = als_candidates(model, train, holdout.seen, holdout.users, N_CANDIDATES, settings.evidence_items)
+    ids, scores, evidence = als_candidates(model, train, holdout.seen, holdout.users, N_CANDIDATES, settings)
     frame = long_frame(holdout.users, np.arange(holdout.train.shape[1]), ids, scores, evidence, "als").with_columns(
         evidence_titles=pl.col("evidence_item_ids").list.eval(pl.element().cast(pl.String)),
+        shared_genre=pl.lit(None, dtype=pl.String),
         model_version=pl.lit("eval"),
     )
     ranked = AlsRanker().rank(frame, depth)
@@ -206,14 +212,15 @@ def llm_topn(
 
     The defaults model's candidates of the users at `positions` go into a throwaway DuckDB that holds
     the catalogue and only the pairs the model may know (`holdout.seen`: the held-out ones deleted),
-    then the real `LlmRanker` ranks them (tasks/held_out.py) without ever seeing the test set: at
-    blend weight 1 (the ranker row), at the configured weight (hybrid), and at the gate's weights
-    (gated hybrid, `gated_rows`); all but the first answered from the LLM cache."""
-    from tasks.llm_client import redact
+    then the real `LlmRanker` ranks them without ever seeing the test set, once per LLM_VARIANTS entry
+    and at the gate's blend weights (tasks/held_out.py; `gated_rows`), every plain-prompt ranking after
+    the first answered from the LLM cache."""
+    from tasks.llm_rank import LlmRanker
 
     user_rows = holdout.users[positions]
     frame = held_out_candidates(model, (holdout.train * settings.als_alpha).tocsr(), holdout, user_rows,
                                 settings.model_copy(update={"n_candidates": N_CANDIDATES}))
+    out: dict[str, tuple[np.ndarray | None, str]] = {}
     with tempfile.TemporaryDirectory(prefix="recs-eval-llm-") as tmp:
         base = settings.model_copy(update={"home": Path(tmp), "llm_max_users": None})  # llm_users is the cap here
         with connect(base.db_path) as con:
@@ -221,22 +228,44 @@ def llm_topn(
             with db.registered(con, "eval_known", known_pairs(holdout)):
                 db.run(con, "evaluate/keep_known_pairs")
             candidates = stored_candidates(con, frame, base, "eval")
-        weights = tuple(dict.fromkeys((1.0, settings.llm_blend_weight, *BLEND_WEIGHTS)))
+        for method, update in zip(VARIANT_METHODS, LLM_VARIANTS):
+            try:
+                ranked = LlmRanker(base.model_copy(update=update)).rank(candidates, depth)
+            except Exception as error:  # noqa: BLE001 - the row says why it has no values
+                out[method] = (None, failure(error, settings))
+                continue
+            usable, status = llm_status(ranked, len(user_rows))
+            out[method] = (item_rows(ranked, holdout, depth) if usable else None, status)
         try:
-            ranked = rank_blends(base, candidates, weights, depth)
-        except Exception as error:  # noqa: BLE001 - the rows say why they have no values
-            failed = (None, "failed: " + redact(f"{type(error).__name__}: {error}", settings))
-            return dict.fromkeys(LLM_METHODS, failed)
-    fell_back = ranked[1.0].filter(pl.col("ranker") != "llm").unique("user_id", maintain_order=True)
-    why = f" ({fell_back['fallback_reason'][0]})" if fell_back.height else ""
-    if fell_back.height == len(user_rows):
-        return dict.fromkeys(LLM_METHODS, (None, f"failed: all {len(user_rows)} users fell back to ALS order{why}"))
-    status = f"ok: {fell_back.height} of {len(user_rows)} users kept ALS order{why}" if fell_back.height else "ok"
-    lists = {w: item_rows(r, holdout, depth) for w, r in ranked.items()}
+            blends = rank_blends(base, candidates, BLEND_WEIGHTS, depth)
+        except Exception as error:  # noqa: BLE001 - the row says why it has no values
+            out[GATED_METHOD] = (None, failure(error, settings))
+            return out
+    usable, status = llm_status(blends[1.0], len(user_rows))
+    if not usable:
+        out[GATED_METHOD] = (None, status)
+        return out
     als = item_rows(AlsRanker().rank(candidates, depth), holdout, depth)
+    lists = {w: item_rows(r, holdout, depth) for w, r in blends.items()}
     gated, note = gated_rows(als, lists, holdout, positions, settings.split_seed)
-    return {LLM_METHODS[0]: (lists[1.0], status), LLM_METHODS[1]: (lists[settings.llm_blend_weight], status),
-            LLM_METHODS[2]: (gated, f"{status}; {note}")}
+    out[GATED_METHOD] = (gated, f"{status}; {note}")
+    return out
+
+
+def failure(error: Exception, settings: Settings) -> str:
+    """The status of an LLM row whose ranker failed (the key redacted)."""
+    from tasks.llm_client import redact
+
+    return "failed: " + redact(f"{type(error).__name__}: {error}", settings)
+
+
+def llm_status(ranked: pl.DataFrame, n_users: int) -> tuple[bool, str]:
+    """Whether an LLM row has values (not every user fell back to ALS order) and its status."""
+    fell_back = ranked.filter(pl.col("ranker") != "llm").unique("user_id", maintain_order=True)
+    why = f" ({fell_back['fallback_reason'][0]})" if fell_back.height else ""
+    if fell_back.height == n_users:
+        return False, f"failed: all {n_users} users fell back to ALS order{why}"
+    return True, f"ok: {fell_back.height} of {n_users} users kept ALS order{why}" if fell_back.height else "ok"
 
 
 def gated_rows(als: np.ndarray, lists: dict[float, np.ndarray], holdout: Holdout, positions: np.ndarray,

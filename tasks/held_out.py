@@ -22,7 +22,7 @@ from tasks.train import PAD, Holdout
 
 def held_out_candidates(model, likes: sp.csr_matrix, holdout: Holdout, user_rows: np.ndarray, settings: Settings) -> pl.DataFrame:
     """Candidates (external ids, with evidence) of the given user rows from a model trained on `likes`."""
-    rows, scores, evidence = als_candidates(model, likes, holdout.seen, user_rows, settings.n_candidates, settings.evidence_items)
+    rows, scores, evidence = als_candidates(model, likes, holdout.seen, user_rows, settings.n_candidates, settings)
     return long_frame(holdout.user_ids[user_rows], holdout.item_ids, rows, scores, evidence, "als")
 
 
