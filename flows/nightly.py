@@ -1,4 +1,4 @@
-"""The nightly flow: ingest -> train -> candidates -> rank -> publish."""
+"""The nightly flow: ingest -> train -> candidates -> (llm gate) -> rank -> publish."""
 
 from __future__ import annotations
 

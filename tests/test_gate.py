@@ -5,50 +5,32 @@ first (the gate closes and the published lists are the ALS lists). MovieLens 100
 
 from __future__ import annotations
 
-import math
-import shutil
-
 import duckdb
 import numpy as np
-import polars as pl
 import pytest
 from prefect.client.orchestration import get_client
 
 from conftest import ML100K, RUN_DATE
 from flows.nightly import nightly_for
 from flows.parameters import RunParameters
+from hidden_likes import als_lists, hide_likes, ndcg, published
 from llm_server import OpenAICompatibleServer, knows_ratings, worst_first
 from tasks.gate import GateDecision, gate_rule, gated_settings
 from tasks.llm_client import reset_shared_state
-from tasks.publish import partition_dir
 from tasks.settings import Settings
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
 USERS = 300  # MovieLens 100k users 1..USERS
-HELD_OUT = 0.1  # share of their likes the pipeline never sees (the test's own holdout)
-K = 10
+HIDDEN = 0.1  # share of their likes the pipeline never sees (the test's own holdout)
 
 
 @pytest.fixture(scope="module")
 def movielens(tmp_path_factory):
-    """(data dir without the test's held-out likes, those likes (user_id, item_id), every true (user, title, rating))."""
+    """(data dir without the hidden likes, the hidden likes (user_id, item_id), every true (user, title, rating))."""
     if not (ML100K / "u.data").exists():
         pytest.skip(f"MovieLens 100k not found at {ML100K} (not redistributable; set ML100K_DIR to a copy)")
-    ml100k = ML100K
-    ratings = pl.read_csv(ml100k / "u.data", separator="\t", has_header=False,
-                          new_columns=["user_id", "item_id", "rating", "ts"]).filter(pl.col("user_id") <= USERS)
-    likes = ratings.with_row_index().filter(pl.col("rating") > 3)
-    rng = np.random.default_rng(0)
-    held = likes[np.sort(rng.choice(likes.height, size=int(HELD_OUT * likes.height), replace=False))]
     data = tmp_path_factory.mktemp("ml100k-gate")
-    ratings.with_row_index().join(held, on="index", how="anti").drop("index").write_csv(
-        data / "u.data", separator="\t", include_header=False)
-    for name in ("u.item", "u.genre"):
-        shutil.copyfile(ml100k / name, data / name)
-    lines = (line.split("|") for line in (ml100k / "u.item").read_text(encoding="latin-1").splitlines())
-    titles = pl.DataFrame([(int(f[0]), f[1]) for f in lines], schema=["item_id", "title"], orient="row")
-    truth = ratings.join(titles, on="item_id").select("user_id", "title", "rating").rows()
-    return data, held.select("user_id", "item_id"), truth
+    return data, *hide_likes(ML100K, data, HIDDEN, USERS)
 
 
 @pytest.fixture(autouse=True)
@@ -66,27 +48,6 @@ def run_night(home, data, server, env):
     env.setenv("OPENAI_BASE_URL", server.base_url)
     params = RunParameters(home=home, data=data, run_date=RUN_DATE, ranker="llm")
     return nightly_for(params.settings())(params)
-
-
-def published(home) -> pl.DataFrame:
-    return pl.read_parquet(partition_dir(home / "recommendations", RUN_DATE) / "data.parquet")
-
-
-def als_lists(home) -> pl.DataFrame:
-    """The ALS-only lists of the night: each user's first K candidates in ALS order."""
-    with duckdb.connect(str(home / "recs.duckdb"), read_only=True) as con:
-        return con.sql(f"SELECT user_id, als_rank AS rank, item_id FROM candidates WHERE als_rank <= {K}").pl()
-
-
-def ndcg(lists: pl.DataFrame, held: pl.DataFrame) -> float:
-    """Mean NDCG@K over the users with held-out likes of lists (user_id, rank, item_id)."""
-    relevant = held.group_by("user_id").agg(pl.col("item_id").alias("relevant"))
-    hits = lists.join(held.with_columns(hit=pl.lit(True)), on=["user_id", "item_id"], how="left")
-    dcg = hits.group_by("user_id").agg((pl.col("hit").fill_null(False) / (pl.col("rank") + 1).log(2)).sum().alias("dcg"))
-    scored = relevant.join(dcg, on="user_id", how="left").with_columns(
-        idcg=pl.col("relevant").list.len().map_elements(lambda n: sum(1 / math.log2(r + 2) for r in range(min(n, K))),
-                                                        return_dtype=pl.Float64))
-    return float((scored["dcg"].fill_null(0.0) / scored["idcg"]).mean())
 
 
 def newest_artifacts(*keys: str) -> list[str]:
@@ -117,9 +78,9 @@ def test_a_brain_that_knows_the_ratings_opens_the_gate_and_beats_als_and_a_rerun
     assert summary["llm_gate"].startswith("llm gated on: blend weight "), summary["llm_gate"]
     assert gate["open"] and gate["best_ndcg"] > gate["als_ndcg"] and gate["lower_bound"] >= 0 and gate["users"] == 120
     assert gate["sent_users"] == 120 and gate["calls"] == first_calls - 1, "canary and nightly calls are in llm_calls"
-    recs = published(tmp_path)
+    recs = published(tmp_path, RUN_DATE)
     assert set(recs["ranker"]) == {"llm"}
-    assert ndcg(recs.select("user_id", "rank", "item_id"), held) > ndcg(als_lists(tmp_path), held) + 0.05
+    assert ndcg(recs.select("user_id", "rank", "item_id"), held) > ndcg(als_lists(tmp_path, RUN_DATE), held) + 0.05
     assert again["llm_gate"].endswith("(decided earlier tonight, reused)")
     assert rerun_calls == 1, "a rerun sends only its preflight: no canary, nothing left to rank"
 
@@ -137,9 +98,9 @@ def test_a_brain_that_ranks_worst_first_closes_the_gate_and_als_lists_are_publis
     artifacts = newest_artifacts(f"recs-{RUN_DATE}-llm-gate", f"recs-{RUN_DATE}-summary")
     assert artifacts[0].startswith(summary["llm_gate"]) and "| als | 120 |" in artifacts[0] and "| blend 1.0 | 120 |" in artifacts[0]
     assert f"- {summary['llm_gate']}\n" in artifacts[1]
-    recs = published(tmp_path)
+    recs = published(tmp_path, RUN_DATE)
     assert set(recs["ranker"]) == {"als"}
-    assert recs.select("user_id", "rank", "item_id").sort("user_id", "rank").equals(als_lists(tmp_path).sort("user_id", "rank"))
+    assert recs.select("user_id", "rank", "item_id").sort("user_id", "rank").equals(als_lists(tmp_path, RUN_DATE).sort("user_id", "rank"))
 
 
 def test_gate_off_runs_no_canary(tmp_path, gate_env):
@@ -153,7 +114,7 @@ def test_gate_off_runs_no_canary(tmp_path, gate_env):
         calls = server.count()
     assert summary["llm_gate"] is None and "llm gate" not in summary["seconds"]
     assert calls == 1 + 40 and not (tmp_path / "canary").exists()
-    assert set(published(tmp_path)["ranker"]) == {"llm"}
+    assert set(published(tmp_path, RUN_DATE)["ranker"]) == {"llm"}
 
 
 def test_gate_rule_takes_the_smaller_weight_on_ties_and_needs_a_confident_gain():
