@@ -21,6 +21,7 @@ from llm_server import OpenAICompatibleServer
 from flows.cli import app
 from flows.nightly import nightly_for
 from flows.parameters import RunParameters
+from tasks import dictionary
 from tasks.db import connect
 from tasks.generate import write_dataset
 from tasks.llm_client import reset_shared_state
@@ -204,3 +205,28 @@ def test_recs_show_prints_the_users_list_and_liked_history_or_refuses_in_one_lin
         refused = CliRunner().invoke(app, ["show", "--home", str(home), *args])
         assert refused.exit_code == 2 and len(refused.output.strip().splitlines()) == 1, refused.output
         assert refused.output.strip().startswith(message), refused.output
+
+
+def test_the_parquet_file_and_every_table_and_view_of_the_home_carry_the_dictionary(home):
+    home, _, _ = home
+    path = partition_dir(home / "recommendations", SECOND) / PARTITION_FILE
+    metadata = dict(query(home, "SELECT decode(key) AS k, decode(value) AS v FROM parquet_kv_metadata($p)", p=str(path)).iter_rows())
+    assert metadata["recs.description"] == dictionary.PARQUET_DESCRIPTION
+    columns = published(home, SECOND).columns
+    assert {k.removeprefix("recs.column.") for k in metadata if k.startswith("recs.column.")} == set(columns)
+    assert all(metadata[f"recs.column.{c}"] == dictionary.SHARED[c] for c in columns)
+
+    objects = query(home, "SELECT table_name AS name, comment FROM duckdb_tables() WHERE NOT temporary "
+                          "UNION ALL SELECT view_name, comment FROM duckdb_views() WHERE NOT internal AND NOT temporary")  # fmt: skip
+    missing = set(objects["name"]) - set(dictionary.OBJECTS)
+    assert not missing, f"add these tables/views to tasks/dictionary.py: {sorted(missing)}"
+    assert all(comment == dictionary.OBJECTS[name].description for name, comment in objects.iter_rows())
+    comments = query(home, "SELECT table_name, column_name, comment FROM duckdb_columns() WHERE NOT internal")
+    for table, column, comment in comments.iter_rows():
+        if dictionary.OBJECTS[table].kind == "VIEW" or column in dictionary.SHARED:
+            assert comment == dictionary.column_description(table, column), (table, column)
+
+
+def test_the_readme_data_dictionary_is_the_generated_one():
+    readme = dictionary.README.read_text()
+    assert dictionary.markdown() in readme, "README data dictionary is stale: run `python -m tasks.dictionary`"
