@@ -61,12 +61,13 @@ def report(settings: Settings) -> Report:
 
 
 def render_trend(rows: pl.DataFrame, title: str) -> Table:
-    """The trend as a rich table, one row per night."""
+    """The trend as a rich table, one row per night; the ranker mix in per cent."""
     table = Table(title=title)
     for column in rows.columns:
-        table.add_column(column, justify="left" if column == "run_date" else "right")
-    for row in rows.iter_rows():
-        table.add_row(*(_figure(value) for value in row))
+        header = f"{column.removesuffix('_share').replace('als_fallback', 'fallback')} %" if column.endswith("_share") else column
+        table.add_column(header, justify="left" if column == "run_date" else "right", no_wrap=column == "run_date")
+    for row in rows.iter_rows(named=True):
+        table.add_row(*(_percent(value) if name.endswith("_share") else _figure(value) for name, value in row.items()))
     return table
 
 
@@ -74,6 +75,10 @@ def _figure(value: object) -> str:
     if value is None:
         return "—"
     return f"{value:.3f}" if isinstance(value, float) else str(value)
+
+
+def _percent(value: float | None) -> str:
+    return "—" if value is None else f"{100 * value:.1f}"
 
 
 def write_trend_plot(rows: pl.DataFrame, path: Path) -> None:
@@ -84,7 +89,9 @@ def write_trend_plot(rows: pl.DataFrame, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     nights = [d.isoformat() for d in rows["run_date"]]
-    fig, axes = plt.subplots(1, len(PLOTTED) + 1, figsize=(3.2 * (len(PLOTTED) + 1), 3.2))
+    fig, grid = plt.subplots(2, 4, figsize=(13, 6))
+    axes = list(grid.flat)[: len(PLOTTED) + 1]
+    legend_panel = grid.flat[-1]
     for ax, figure in zip(axes, PLOTTED):
         ax.plot(nights, rows[figure].fill_null(float("nan")), marker="o")
         ax.set_title(figure)
@@ -94,8 +101,9 @@ def write_trend_plot(rows: pl.DataFrame, path: Path) -> None:
         shares = rows[f"{name}_share"].fill_null(0.0).to_list()
         mix.bar(nights, shares, bottom=bottom, label=name)
         bottom = [b + s for b, s in zip(bottom, shares)]
-    mix.set_title("ranker mix")
-    mix.legend(fontsize=7)
+    mix.set_title("ranker mix (share of rows)")
+    legend_panel.axis("off")
+    legend_panel.legend(*mix.get_legend_handles_labels(), loc="center", title="ranker")
     for ax in axes:
         ax.tick_params(axis="x", labelrotation=60, labelsize=7)
         ax.grid(alpha=0.3)

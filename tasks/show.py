@@ -12,7 +12,7 @@ from tasks import db
 from tasks.errors import RecsError
 from tasks.settings import Settings
 
-LIKED_ITEMS = 10
+LIKED_ITEMS = 5
 
 
 class NotFound(RecsError):

@@ -120,7 +120,7 @@ def test_deployments_run_on_schedule_and_from_the_ui_form_publish_and_leave_arti
     methods = {row["method"] for row in json.loads((tmp_path / "eval.json").read_text())["rows"] if row["value"] is not None}
     assert {"popularity", "als (defaults)"} <= methods
     assert (partition_dir(tmp_path / "recommendations", date(2026, 11, 20)) / "data.parquet").exists()
-    assert {"recs-2026-11-20-summary", "recs-2026-11-20-model", "recs-2026-11-20-sample"} <= artifacts
+    assert {"recs-2026-11-20-summary", "recs-2026-11-20-model", "recs-2026-11-20-sample", "recs-2026-11-20-report"} <= artifacts
     assert scheduled_finished.state.is_completed(), scheduled_finished.state
     assert (partition_dir(nightly_home / "recommendations", date.today()) / "data.parquet").exists()
 
