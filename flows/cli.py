@@ -234,7 +234,7 @@ def show(
 @app.command()
 def report(
     home: Annotated[Optional[Path], typer.Option(help="Data home (env RECS_HOME, default ./data).")] = None,
-    nights: Annotated[int, typer.Option(min=1, help="Latest nights in the trend.")] = 7,
+    nights: Annotated[Optional[int], typer.Option(min=1, help="Latest nights in the trend (env RECS_REPORT_TREND_NIGHTS, default 7).")] = None,
     plot: Annotated[Optional[Path], typer.Option(help="Write a PNG: each figure against the night, and the ranker mix.")] = None,
 ) -> None:
     """The nightly report's trend: coverage, novelty, diversity, personalisation, churn, ranker mix, LLM cost."""
@@ -247,7 +247,7 @@ def report(
         settings = home_settings(home)
         existing_home(settings)
         with db.connect(settings.db_path) as con:
-            rows = trend(con, None, nights)
+            rows = trend(con, None, nights or settings.report_trend_nights)
         if rows.is_empty():
             raise NotFound(f"no night reported in {settings.home} yet")
     except RecsError as error:

@@ -28,7 +28,7 @@ class Report:
 
 
 def report_night(con, settings: Settings) -> Report:
-    """Compute and store tonight's figures (replacing a rerun's); the trend of the last `report_nights` nights."""
+    """Compute and store tonight's figures (replacing a rerun's); the trend of the last `report_trend_nights` nights."""
     db.run(
         con,
         "report/night",
@@ -40,7 +40,7 @@ def report_night(con, settings: Settings) -> Report:
             "price_output": settings.llm_price_output,
         },
     )
-    return Report(trend(con, settings.run_date, settings.report_nights))
+    return Report(trend(con, settings.run_date, settings.report_trend_nights))
 
 
 def trend(con, run_date: date | None, nights: int) -> pl.DataFrame:

@@ -126,7 +126,7 @@ class Settings(BaseSettings):
     llm_price_input: float = Field(0.0, ge=0, description="Price of 1M prompt tokens (the report's LLM cost per night).")
     llm_price_output: float = Field(0.0, ge=0, description="Price of 1M completion tokens (the report's LLM cost per night).")
     report_sample_users: int = Field(500, ge=2, description="Users whose lists are compared pairwise for personalisation (a fixed sample).")
-    report_nights: int = Field(7, ge=1, description="Nights in the report's trend table (tonight and the ones before).")
+    report_trend_nights: int = Field(7, ge=1, description="Nights in the report's trend (artifact and `recs report`): tonight and the ones before.")
 
     @model_validator(mode="after")
     def _possible(self) -> Settings:
