@@ -153,7 +153,9 @@ def test_a_rerun_replaces_its_row_and_a_failing_report_never_fails_the_published
     rerun()
     after = query(home, "FROM report_nights WHERE run_date = $d", d=SECOND)
     assert after.height == 1 and after["reported_at"][0] > before["reported_at"][0]
-    assert after.drop("reported_at").equals(before.drop("reported_at")), "same night, same figures"
+    assert after.drop("reported_at").row(0, named=True) == pytest.approx(before.drop("reported_at").row(0, named=True)), (
+        "same night, same figures (up to the summation order of parallel aggregates)"
+    )
 
     with duckdb.connect(str(home / "recs.duckdb")) as con:  # an analyst's extra column: the report cannot write its row
         con.execute("ALTER TABLE report_nights ADD COLUMN analyst_note VARCHAR")
