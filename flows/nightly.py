@@ -1,4 +1,4 @@
-"""The nightly flow: ingest -> train -> candidates -> rank -> publish."""
+"""The nightly flow: ingest -> train -> candidates -> rank -> publish -> report."""
 
 from __future__ import annotations
 
@@ -11,16 +11,17 @@ from typing import Any, TypeVar
 from prefect import Flow, flow, get_run_logger, unmapped
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
-from flows.artifacts import publish_run_artifacts
+from flows.artifacts import publish_report_artifact, publish_run_artifacts
 from flows.parameters import RunParameters
 from tasks import progress, stop
 from tasks.candidates import candidates
-from tasks.errors import StageFailed
+from tasks.errors import StageFailed, describe
 from tasks.home import check_home, exclusive
 from tasks.ingest import ingest
 from tasks.llm_client import preflight
 from tasks.publish import Published, publish
 from tasks.rank import pending_batches, rank_batch
+from tasks.report import report
 from tasks.settings import Settings
 from tasks.train import train
 from tasks.validate import validate_inputs, validate_outputs
@@ -56,6 +57,7 @@ def nightly(params: RunParameters = RunParameters()) -> dict[str, Any]:
         ranked = timed("rank", timings, lambda: rank_all(settings))
         output_checks = timed("check outputs", timings, lambda: validate_outputs(settings))
         published: Published = timed("publish", timings, lambda: publish(settings))
+        report_after_publish(settings, timings)
 
         summary = {
             "run_date": settings.run_date.isoformat(),
@@ -74,6 +76,15 @@ def nightly(params: RunParameters = RunParameters()) -> dict[str, Any]:
         }
         publish_run_artifacts(settings, summary)
     return summary
+
+
+def report_after_publish(settings: Settings, timings: dict[str, float]) -> None:
+    """The night's report and its artifact; a failure here is a warning, never a failed published night."""
+    try:
+        tonight = timed("report", timings, lambda: report(settings))
+        publish_report_artifact(settings, tonight.trend)
+    except Exception as error:
+        get_run_logger().warning("the night is published, but its report failed: %s", describe(error))
 
 
 def rank_all(settings: Settings) -> dict[str, int]:
