@@ -83,3 +83,12 @@ def publish_run_artifacts(settings: Settings, summary: dict[str, Any]) -> None:
             description="LLM gate: NDCG@10 of ALS vs the LLM blends on held-out likes, and tonight's decision",
             markdown=f"{summary['llm_gate']}\n\n{markdown_table(canary)}\n",
         )
+
+
+def publish_report_artifact(settings: Settings, trend: pl.DataFrame) -> None:
+    """Tonight's beyond-accuracy figures next to the nights before (tasks/report.py)."""
+    create_markdown_artifact(
+        key=f"recs-{settings.run_date.isoformat()}-report",
+        description="Coverage, novelty, diversity, personalisation, churn, ranker mix and LLM cost: tonight vs the nights before",
+        markdown=f"# Report of {settings.run_date}\n\n{markdown_table(trend.sort('run_date', descending=True))}\n",
+    )

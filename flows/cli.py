@@ -203,5 +203,60 @@ def evaluate(
     Console().print(render_table(metrics, title))
 
 
+def home_settings(home: Path | None) -> Settings:
+    """Settings of an existing home (flag, else RECS_HOME, else ./data)."""
+    from tasks.errors import SettingsError
+
+    try:
+        return Settings(**({"home": home} if home is not None else {}))
+    except ValueError as error:
+        raise SettingsError(str(error).splitlines()[0]) from None
+
+
+@app.command()
+def show(
+    user: Annotated[int, typer.Option(help="The user whose list to show.")],
+    run_date: Annotated[Optional[str], typer.Option(help="Published night, YYYY-MM-DD (default: the latest).")] = None,
+    home: Annotated[Optional[Path], typer.Option(help="Data home (env RECS_HOME, default ./data).")] = None,
+) -> None:
+    """One user's published list (rank, title, explanation, evidence titles, ranker) and the history items they liked most."""
+    from tasks.errors import RecsError
+    from tasks.show import render, user_night
+
+    try:
+        shown = user_night(home_settings(home), user, parse_date(run_date))
+    except RecsError as error:
+        fail(error, 2)
+    out = Console()
+    for table in render(shown):
+        out.print(table)
+
+
+@app.command()
+def report(
+    home: Annotated[Optional[Path], typer.Option(help="Data home (env RECS_HOME, default ./data).")] = None,
+    nights: Annotated[Optional[int], typer.Option(min=1, help="Latest nights in the trend (env RECS_REPORT_TREND_NIGHTS, default 7).")] = None,
+    plot: Annotated[Optional[Path], typer.Option(help="Write a PNG: each figure against the night, and the ranker mix.")] = None,
+) -> None:
+    """The nightly report's trend: coverage, novelty, diversity, personalisation, churn, ranker mix, LLM cost."""
+    from tasks import db
+    from tasks.errors import RecsError
+    from tasks.report import render_trend, trend, write_trend_plot
+    from tasks.show import NotFound, existing_home
+
+    try:
+        settings = home_settings(home)
+        existing_home(settings)
+        with db.connect(settings.db_path) as con:
+            rows = trend(con, None, nights or settings.report_trend_nights)
+        if rows.is_empty():
+            raise NotFound(f"no night reported in {settings.home} yet")
+    except RecsError as error:
+        fail(error, 2)
+    if plot is not None:
+        write_trend_plot(rows, plot)
+    Console().print(render_trend(rows, f"report of the last {rows.height} nights ({settings.home})"))
+
+
 if __name__ == "__main__":
     app()

@@ -254,3 +254,25 @@ SELECT user_id, item_id FROM latest_ratings(threshold, ratings := ratings) WHERE
 -- A catalogue title as explanations and prompts show it: at most 80 characters, an ellipsis when cut.
 CREATE OR REPLACE TEMP MACRO display_title(title) AS
 CASE WHEN length(title) > 80 THEN rtrim(left(title, 79)) || '…' ELSE title END;
+
+-- Issue 15 §1: beyond-accuracy figures of each published night (one row per run_date, replaced on rerun).
+CREATE TABLE IF NOT EXISTS report_nights (
+    run_date              DATE PRIMARY KEY,
+    previous_run_date     DATE,               -- the published night churn is measured against
+    users                 BIGINT NOT NULL,
+    rows                  BIGINT NOT NULL,
+    catalog_items         BIGINT NOT NULL,
+    coverage              DOUBLE NOT NULL,    -- distinct recommended items / catalogue items
+    novelty               DOUBLE,             -- mean popularity rank (1 = most liked) of recommended items
+    diversity             DOUBLE,             -- 1 - mean pairwise genre Jaccard within a list, averaged over users
+    personalisation       DOUBLE,             -- 1 - mean pairwise cosine overlap of users' lists (sampled users)
+    churn                 DOUBLE,             -- share of a user's list not in the previous night's list, averaged
+    rows_als              BIGINT NOT NULL,
+    rows_llm              BIGINT NOT NULL,
+    rows_als_fallback     BIGINT NOT NULL,
+    rows_popular          BIGINT NOT NULL,
+    llm_prompt_tokens     BIGINT NOT NULL,    -- paid requests only (cache hits cost nothing)
+    llm_completion_tokens BIGINT NOT NULL,
+    llm_cost              DOUBLE NOT NULL,    -- tokens x llm_price_input/llm_price_output per 1M tokens
+    reported_at           TIMESTAMP NOT NULL
+);

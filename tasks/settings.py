@@ -138,6 +138,12 @@ class Settings(BaseSettings):
     )
     gate_users: int = Field(200, ge=1, description="Held-out users the nightly canary ranks with the LLM (seeded by split_seed).")
 
+    # nightly report (issue 15 §1)
+    llm_price_input: float = Field(0.0, ge=0, description="Price of 1M prompt tokens (the report's LLM cost per night).")
+    llm_price_output: float = Field(0.0, ge=0, description="Price of 1M completion tokens (the report's LLM cost per night).")
+    report_sample_users: int = Field(500, ge=2, description="Users whose lists are compared pairwise for personalisation (a fixed sample).")
+    report_trend_nights: int = Field(7, ge=1, description="Nights in the report's trend (artifact and `recs report`): tonight and the ones before.")
+
     @model_validator(mode="after")
     def _possible(self) -> Settings:
         """Refuse settings that could only fail after all the work."""
