@@ -29,8 +29,8 @@ Rows (column `method`):
   cross-fitted: each half of the users gets the blend the gate chooses on the other half, or ALS
   order where it stays closed. LLM calls cost money, so they run for a seeded sample of
   `llm_users` evaluated users (all when fewer), next to `als (llm subset)`: the defaults model over
-  the same users, for a fair side-by-side. Every blend has the same prompts, so all but the first
-  are answered from the LLM cache (no second set of calls).
+  the same users, for a fair side-by-side. The hybrid and the gated blends send the ranker's prompts,
+  so they are answered from the LLM cache (no second set of calls); the opt-in modes pay for theirs.
   Users the LLM could not rank keep ALS order (the ranker's fallback) and the status says how many
   and why; when every user fell back, or the ranker failed, the values stay empty with the reason.
 """
