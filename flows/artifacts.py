@@ -50,6 +50,7 @@ def publish_run_artifacts(settings: Settings, summary: dict[str, Any]) -> None:
         sample = db.frame(con, "report/sample", {"run_date": settings.run_date, "users": SAMPLE_USERS, "k": settings.k})
         llm_accounting = db.frame(con, "llm/summary", {"run_date": settings.run_date}).cast(pl.String)
         explanations = db.frame(con, "report/explanations", {"run_date": settings.run_date})
+        canary = db.frame(con, "gate/canary_rows", {"run_date": settings.run_date})
     stages = pl.DataFrame({"stage": list(summary["seconds"]), "seconds": list(summary["seconds"].values())})
     create_markdown_artifact(
         key=f"{key}-summary",
@@ -58,7 +59,9 @@ def publish_run_artifacts(settings: Settings, summary: dict[str, Any]) -> None:
             f"# Nightly run {settings.run_date}\n\n"
             f"- ingest: {summary['ingested']}\n"
             f"- model: {summary['model']} (serving `{summary['serving_version']}`)\n"
-            f"- candidates: {_counts(summary['candidates'])}\n- ranked rows by ranker: {_counts(summary['ranked'])}\n"
+            f"- candidates: {_counts(summary['candidates'])}\n"
+            + (f"- {summary['llm_gate']}\n" if summary.get("llm_gate") else "")
+            + f"- ranked rows by ranker: {_counts(summary['ranked'])}\n"
             f"- published {summary['rows']} rows for {summary['users']} users to `{summary['published']}`\n"
             f"- explanations: {explanation_line(explanations)}\n\n"
             f"## Stage timings\n\n{markdown_table(stages)}\n"
@@ -73,6 +76,12 @@ def publish_run_artifacts(settings: Settings, summary: dict[str, Any]) -> None:
             key=f"{key}-llm",
             description="LLM accounting: calls, cache hits, tokens, retries, 429s, fallbacks, latency",
             markdown=markdown_table(llm_accounting.unpivot(variable_name="measure", value_name="value")),
+        )
+    if summary.get("llm_gate"):
+        create_markdown_artifact(
+            key=f"{key}-llm-gate",
+            description="LLM gate: NDCG@10 of ALS vs the LLM blends on held-out likes, and tonight's decision",
+            markdown=f"{summary['llm_gate']}\n\n{markdown_table(canary)}\n",
         )
 
 

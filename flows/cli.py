@@ -13,7 +13,7 @@ import typer
 from rich.console import Console
 
 from flows.parameters import EvalParameters, RunParameters
-from tasks.settings import RankerName, Settings, SplitName
+from tasks.settings import GateMode, RankerName, Settings, SplitName
 
 app = typer.Typer(
     help="explained-recs: nightly ALS + LLM recommendations with grounded explanations.",
@@ -62,6 +62,7 @@ def run(
     llm_tpm: Annotated[Optional[int], typer.Option(help="LLM tokens per minute at most (env RECS_LLM_TPM).")] = None,
     llm_concurrency: Annotated[Optional[int], typer.Option(help="LLM requests in flight at most (env RECS_LLM_CONCURRENCY).")] = None,
     llm_max_users: Annotated[Optional[int], typer.Option(help="Uncached users sent to the LLM per run at most, most changed first (env RECS_LLM_MAX_USERS).")] = None,
+    llm_gate: Annotated[Optional[GateMode], typer.Option(help="auto: a nightly canary decides whether the LLM beats ALS; on: always; off: no canary (env RECS_LLM_GATE).")] = None,
 ) -> None:
     """Run the nightly flow once: ingest, train, candidates, rank, publish."""
     from tasks.errors import RecsError
@@ -70,7 +71,7 @@ def run(
         params = RunParameters.checked(
             data=data, catalog=catalog, home=home, run_date=parse_date(run_date), ranker=ranker, k=k,
             n_candidates=n_candidates, replace_source=replace_source or None, llm_model=llm_model, llm_rpm=llm_rpm, llm_tpm=llm_tpm,
-            llm_concurrency=llm_concurrency, llm_max_users=llm_max_users,
+            llm_concurrency=llm_concurrency, llm_max_users=llm_max_users, llm_gate=llm_gate,
         )
         settings = params.settings()
         check_before_start(settings)

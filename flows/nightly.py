@@ -1,4 +1,4 @@
-"""The nightly flow: ingest -> train -> candidates -> rank -> publish -> report."""
+"""The nightly flow: ingest -> train -> candidates -> (llm gate) -> rank -> publish -> report."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from flows.parameters import RunParameters
 from tasks import progress, stop
 from tasks.candidates import candidates
 from tasks.errors import StageFailed, describe
+from tasks.gate import gate, gated_settings
 from tasks.home import check_home, exclusive
 from tasks.ingest import ingest
 from tasks.llm_client import preflight
@@ -54,7 +55,8 @@ def nightly(params: RunParameters = RunParameters()) -> dict[str, Any]:
         input_checks = timed("check inputs", timings, lambda: validate_inputs(settings))
         trained = timed("train", timings, lambda: train(settings))
         candidate_counts = timed("candidates", timings, lambda: candidates(settings, trained.serving_version))
-        ranked = timed("rank", timings, lambda: rank_all(settings))
+        decision = timed("llm gate", timings, lambda: gate(settings)) if gated(settings) else None
+        ranked = timed("rank", timings, lambda: rank_all(gated_settings(settings, decision)))
         output_checks = timed("check outputs", timings, lambda: validate_outputs(settings))
         published: Published = timed("publish", timings, lambda: publish(settings))
         report_after_publish(settings, timings)
@@ -68,6 +70,7 @@ def nightly(params: RunParameters = RunParameters()) -> dict[str, Any]:
             "serving_version": trained.serving_version,
             "candidates": candidate_counts,
             "ranked": ranked,
+            "llm_gate": str(decision) if decision else None,
             "output_checks": output_checks,
             "published": str(published.path),
             "users": published.users,
@@ -76,6 +79,11 @@ def nightly(params: RunParameters = RunParameters()) -> dict[str, Any]:
         }
         publish_run_artifacts(settings, summary)
     return summary
+
+
+def gated(settings: Settings) -> bool:
+    """An llm night runs the LLM gate unless it is turned off."""
+    return settings.ranker == "llm" and settings.llm_gate != "off"
 
 
 def report_after_publish(settings: Settings, timings: dict[str, float]) -> None:

@@ -63,3 +63,13 @@ SELECT t.run_date, t.rows, t.distinct_explanation_share,
 FROM texts AS t
 LEFT JOIN llm AS l USING (run_date)
 ORDER BY t.run_date;
+
+-- The LLM quality gate night by night: ALS vs LLM order vs the chosen blend on held-out likes (drift shows here).
+CREATE OR REPLACE VIEW gate_drift AS
+SELECT r.run_date, r.open, r.chosen_weight, r.users, r.als_ndcg,
+       max(c.ndcg_at_10) FILTER (WHERE c.method = 'blend' AND c.blend_weight = 1) AS llm_ndcg,
+       r.best_ndcg AS chosen_ndcg, r.lower_bound, r.model, r.prompt_version
+FROM gate_runs AS r
+LEFT JOIN gate_canary AS c USING (run_date)
+GROUP BY ALL
+ORDER BY r.run_date;

@@ -75,7 +75,43 @@ OBJECTS: dict[str, Entry] = {
          "llm_citations": "History items cited by LLM-ranked rows.",
          "llm_faithfulness": "Share of LLM-cited items that are among the ALS top contributors of that item; empty without LLM rows."},
     ),  # fmt: skip
+    "gate_drift": Entry(
+        "VIEW",
+        "The LLM gate night by night: ALS vs LLM order vs the chosen blend on the canary's held-out likes (a drifting model shows here).",
+        {"open": "The gate opened: the chosen blend beat ALS with confidence.",
+         "chosen_weight": "Blend weight on the LLM position the gate chose (ties: the smaller).",
+         "users": "Held-out users the canary ranked.",
+         "als_ndcg": "NDCG@10 of ALS order on the canary users.",
+         "llm_ndcg": "NDCG@10 of the LLM order (blend weight 1) on the canary users.",
+         "chosen_ndcg": "NDCG@10 of the chosen blend on the canary users.",
+         "lower_bound": "5th percentile of the paired-bootstrap means of (chosen - ALS); the gate needs it >= 0.",
+         "model": "Chat model the canary used.", "prompt_version": "Prompt the canary used."},
+    ),  # fmt: skip
     # tables (sql/schema.sql)
+    "gate_canary": Entry(
+        "TABLE",
+        "Each llm night's canary: NDCG@10 on held-out likes of ALS order and of the LLM blend at each weight.",
+        {"method": "als, or blend (the llm ranker's blend of LLM position and ALS score).",
+         "blend_weight": "Weight on the LLM position (1 = LLM order); -1 for als.",
+         "users": "Held-out users the canary ranked.",
+         "ndcg_at_10": "Mean NDCG@10 on the held-out likes.",
+         "mean_diff": "Mean paired difference to ALS order."},
+    ),  # fmt: skip
+    "gate_runs": Entry(
+        "TABLE",
+        "Each llm night's gate decision (a rerun of the night reuses it): whether the LLM beat ALS, at which weight, and why.",
+        {"open": "The best blend's mean gain over ALS is positive and its bootstrap lower bound >= 0.",
+         "chosen_weight": "Best blend weight (ties: the smaller); tonight's weight when open.",
+         "als_ndcg": "NDCG@10 of ALS order on the canary users.",
+         "best_ndcg": "NDCG@10 of the best blend on the canary users.",
+         "lower_bound": "5th percentile of 1,000 paired-bootstrap means of (best - ALS).",
+         "users": "Held-out users the canary ranked.",
+         "llm_users": "Canary users the LLM ranked (the others fell back to ALS order).",
+         "sent_users": "Canary users with paid calls (counted against llm_max_users).",
+         "model": "Chat model.", "prompt_version": "Prompt template.",
+         "reason": "The decision in words (also in the log and the run artifacts).",
+         "decided_at": "When the gate decided (UTC)."},
+    ),  # fmt: skip
     "catalog": Entry("TABLE", "Items of the source: title, genres, year, and the file they came from."),
     "interactions": Entry("TABLE", "Every rating loaded: user, item, rating, timestamp, source file."),
     "quarantine": Entry("TABLE", "Input rows that could not be used, with where they came from and why."),

@@ -11,6 +11,7 @@ from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 RankerName = Literal["als", "llm"]
+GateMode = Literal["auto", "on", "off"]
 SplitName = Literal["random", "ua", "ub"]  # evaluation holdouts: the original 90/10, MovieLens fixed splits
 EVAL_LLM_USERS = 100  # users the evaluation's LLM rows are computed on by default (LLM calls cost money)
 
@@ -130,6 +131,12 @@ class Settings(BaseSettings):
         "als", description="Circuit open: rank the remaining users with ALS (als) or fail the run (fail)."
     )
     progress_seconds: float = Field(10.0, gt=0, description="Seconds between progress lines while ranking.")
+
+    # LLM quality gate (issue 13 §1): the LLM is used only where it beats ALS on held-out likes
+    llm_gate: GateMode = Field(
+        "auto", description="auto: a nightly canary decides; on: always publish the LLM (canary recorded); off: no canary."
+    )
+    gate_users: int = Field(200, ge=1, description="Held-out users the nightly canary ranks with the LLM (seeded by split_seed).")
 
     # nightly report (issue 15 §1)
     llm_price_input: float = Field(0.0, ge=0, description="Price of 1M prompt tokens (the report's LLM cost per night).")

@@ -263,7 +263,12 @@ def test_llm_rows_run_on_a_seeded_subset_next_to_als_on_the_same_users(llm_env):
     metrics = evaluate_dataset(None, settings, interactions=data, llm_users=25)
     subset_rows = metrics.filter(pl.col("method").is_in([LLM_BASELINE, *LLM_METHODS]))
     assert subset_rows.height == (1 + len(LLM_METHODS)) * len(METRICS) * len(CUTOFFS)
-    assert (subset_rows["status"] == "ok").all() and (subset_rows["users"] == 25).all()
+    gated = subset_rows.filter(method="als + llm gated hybrid")
+    assert (subset_rows.filter(pl.col("method") != "als + llm gated hybrid")["status"] == "ok").all()
+    assert (gated["status"] == "ok; gate chose on the other half: als (gate closed), als (gate closed)").all()
+    assert gated.sort("metric", "k")["value"].to_list() == subset_rows.filter(method=LLM_BASELINE).sort("metric", "k")["value"].to_list(), \
+        "a brain that reverses ALS keeps the gate closed: the gated hybrid is the ALS order"
+    assert (subset_rows["users"] == 25).all()
     assert subset_rows["value"].null_count() == 0
     bounded = subset_rows.filter(pl.col("metric") != "dcg")["value"]
     assert ((bounded >= 0) & (bounded <= 1)).all() and (subset_rows["value"] >= 0).all()
