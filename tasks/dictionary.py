@@ -66,6 +66,15 @@ OBJECTS: dict[str, Entry] = {
         {"promoted": "The model went on serving.", "metric": "precision | recall | ndcg | map.", "k": "Cutoff of the metric.",
          "als": "Value of the ALS model.", "popularity": "Value of the popularity baseline."},
     ),  # fmt: skip
+    "explanation_quality": Entry(
+        "VIEW",
+        "Explanation quality per night: how varied the texts are, how many history items they cite, how faithful LLM citations are.",
+        {"rows": "Ranked rows of the night.",
+         "distinct_explanation_share": "Distinct explanation texts / rows.",
+         "evidence_items_per_user": "Distinct history items cited across a user's list, averaged over users whose lists cite any.",
+         "llm_citations": "History items cited by LLM-ranked rows.",
+         "llm_faithfulness": "Share of LLM-cited items that are among the ALS top contributors of that item; empty without LLM rows."},
+    ),  # fmt: skip
     # tables (sql/schema.sql)
     "catalog": Entry("TABLE", "Items of the source: title, genres, year, and the file they came from."),
     "interactions": Entry("TABLE", "Every rating loaded: user, item, rating, timestamp, source file."),

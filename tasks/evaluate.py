@@ -69,7 +69,10 @@ from tasks.train import (
 
 ORIGINAL_ALS = {"als_factors": 50, "als_regularization": 0.01, "als_iterations": 15, "als_alpha": 1.0}
 METRICS = ("precision", "recall", "dcg", "ndcg", "map")
-LLM_METHODS = ("als + llm ranker", "als + llm hybrid")
+LLM_METHODS = ("als + llm ranker", "als + llm hybrid", "als + llm hybrid, rationale-first", "als + llm hybrid, 3 permutations")
+LLM_VARIANTS = (  # the settings each LLM method changes; the prompts of the first two are the same (cached)
+    {"llm_blend_weight": 1.0, "llm_liked_first": True}, {}, {"llm_prompt_version": "rationale_v1"}, {"llm_permutations": 3},
+)
 LLM_BASELINE = "als (llm subset)"
 METHODS = ("popularity", "als (original 50f)", "als (defaults)", "als + als ranker", LLM_BASELINE, *LLM_METHODS)
 N_CANDIDATES = 30
@@ -149,9 +152,10 @@ def fit(holdout: Holdout, settings: Settings):
 def ranker_topn(model, holdout: Holdout, settings: Settings, depth: int) -> np.ndarray:
     """Candidates (with evidence) -> AlsRanker -> item rows per test user, as the nightly flow does it."""
     train = (holdout.train * settings.als_alpha).tocsr()
-    ids, scores, evidence = als_candidates(model, train, holdout.seen, holdout.users, N_CANDIDATES, settings.evidence_items)
+    ids, scores, evidence = als_candidates(model, train, holdout.seen, holdout.users, N_CANDIDATES, settings)
     frame = long_frame(holdout.users, np.arange(holdout.train.shape[1]), ids, scores, evidence, "als").with_columns(
         evidence_titles=pl.col("evidence_item_ids").list.eval(pl.element().cast(pl.String)),
+        shared_genre=pl.lit(None, dtype=pl.String),
         model_version=pl.lit("eval"),
     )
     ranked = AlsRanker().rank(frame, depth)
@@ -212,7 +216,7 @@ def llm_topn(
 
     user_rows = holdout.users[positions]
     train = (holdout.train * settings.als_alpha).tocsr()
-    ids, scores, evidence = als_candidates(model, train, holdout.seen, user_rows, N_CANDIDATES, settings.evidence_items)
+    ids, scores, evidence = als_candidates(model, train, holdout.seen, user_rows, N_CANDIDATES, settings)
     items = holdout.item_ids
     frame = long_frame(holdout.user_ids[user_rows], items, ids, scores, evidence, "als")
     seen = holdout.seen.tocoo()
@@ -227,8 +231,7 @@ def llm_topn(
             store_candidates(con, frame, base, "eval")
             candidates = db.frame(con, "rank/batch_candidates",
                                   {"run_date": base.run_date, "user_ids": holdout.user_ids[user_rows].tolist()})
-        variants = {LLM_METHODS[0]: {"llm_blend_weight": 1.0, "llm_liked_first": True}, LLM_METHODS[1]: {}}
-        for method, update in variants.items():  # the same prompts: the hybrid is answered from the LLM cache
+        for method, update in zip(LLM_METHODS, LLM_VARIANTS):
             try:
                 ranked = LlmRanker(base.model_copy(update=update)).rank(candidates, depth)
             except Exception as error:  # noqa: BLE001 - the row says why it has no values

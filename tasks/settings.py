@@ -46,6 +46,12 @@ class Settings(BaseSettings):
     task_runner: Literal["threads", "dask"] = Field("threads", description="Runs the rank tasks: threads or Dask.")
     dask_address: str | None = Field(None, description="Scheduler of an existing Dask cluster; empty: a local one.")
     evidence_items: int = Field(3, ge=1, le=10, description="History items cited per explanation at most.")
+    evidence_min_share: float = Field(
+        0.5, gt=0, le=1, description="A history item is cited only if it contributes at least this share of the strongest one."
+    )
+    evidence_closeness: float = Field(
+        0.8, gt=0, le=1, description="Items contributing within this share of the strongest may lead an explanation (varies a user's list)."
+    )
 
     # ALS and its evaluation
     als_factors: int = Field(16, ge=2, description="Latent factors (tuned on ML-100k validation splits, bench/tune_als.py).")
@@ -86,6 +92,9 @@ class Settings(BaseSettings):
     llm_blend_weight: float = Field(0.5, ge=0, le=1, description="Weight of the LLM position vs the normalised ALS score.")
     llm_liked_first: bool = Field(True, description="Items the LLM likes come before the ones it dislikes.")
     llm_shuffle_seed: int | None = Field(None, description="Shuffle candidates in the prompt with this seed (position bias).")
+    llm_permutations: int = Field(
+        1, ge=1, le=10, description="Candidate orders ranked per user, aggregated by mean position (Borda); each one costs its calls."
+    )
     llm_rate_window_seconds: float = Field(60.0, gt=0, description="Window of llm_rpm / llm_tpm (60 s; smaller in tests).")
     llm_deadline_seconds: float = Field(120.0, gt=0, description="Give up on one request (with retries) after this long.")
     llm_backoff_seconds: float = Field(1.0, gt=0, description="First retry delay after a 5xx/timeout; doubles, with jitter.")

@@ -256,6 +256,20 @@ def correct() -> Behaviour:
     return _ranking_behaviour("correct")
 
 
+def schema_ordered() -> Behaviour:
+    """Like a server decoding under the request's JSON schema: the correct ranking, every object's
+    keys written in the schema's property order, and a taste profile where the schema asks for one."""
+    def respond(body: Mapping[str, Any]) -> Reply:
+        if _max_tokens(body) == 1:
+            return completion_reply(body, "OK")
+        schema = body["response_format"]["json_schema"]["schema"]
+        item_keys = list(schema["properties"]["ranking"]["items"]["properties"])
+        answer = {"profile": "Enjoys what the liked titles share; avoids what the disliked ones do.",
+                  "ranking": [{key: entry[key] for key in item_keys} for entry in correct_ranking(parse_ranking_data(body))]}
+        return completion_reply(body, json.dumps({key: answer[key] for key in schema["properties"]}))
+    return Behaviour("schema_ordered", respond)
+
+
 def rate_limited(retry_after: float) -> Behaviour:
     """HTTP 429 with ``Retry-After: <retry_after>`` (and ``retry-after-ms``)."""
     return Behaviour("rate_limited", lambda body: rate_limit_reply(retry_after))
