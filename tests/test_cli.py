@@ -17,7 +17,7 @@ RECS = [sys.executable, "-m", "flows.cli"]
 
 
 def recs(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([*RECS, *args], cwd=cwd, env={**os.environ, **(env or {})}, capture_output=True, text=True, timeout=120)
+    return subprocess.run([*RECS, *args], cwd=cwd, env={**os.environ, **(env or {})}, capture_output=True, text=True, timeout=300)
 
 
 def closing_lines(done: subprocess.CompletedProcess) -> list[str]:
