@@ -255,7 +255,7 @@ def report(
         fail(error, 2)
     if plot is not None:
         write_trend_plot(rows, plot)
-    Console().print(render_trend(rows, f"report of the last {rows.height} nights ({settings.home})"))
+    Console().print(render_trend(rows, f"report of the last {rows.height} nights"))
 
 
 if __name__ == "__main__":
