@@ -142,7 +142,7 @@ def split_likes(ratings: pl.DataFrame, like_threshold: float) -> pl.DataFrame:
     """(user_id, item_id, rating, liked) of a u.data-format frame, likes as the nightly run defines them (sql/schema.sql)."""
     with tempfile.TemporaryDirectory(prefix="recs-eval-") as tmp, connect(Path(tmp) / "split.duckdb") as con:
         with db.registered(con, "split_ratings", ratings.rename({"timestamp": "ts"})):
-            return db.frame(con, "evaluate/latest_ratings", {"like_threshold": like_threshold})
+            return db.frame(con, "compare/latest_ratings", {"like_threshold": like_threshold})
 
 
 def als_settings(settings: Settings, **params) -> Settings:
@@ -226,7 +226,7 @@ def llm_topn(
         with connect(base.db_path) as con:
             ingest_into(con, data, settings, Path(tmp))
             with db.registered(con, "eval_known", known_pairs(holdout)):
-                db.run(con, "evaluate/keep_known_pairs")
+                db.run(con, "compare/keep_known_pairs")
             candidates = stored_candidates(con, frame, base, "eval")
         for method, update in zip(VARIANT_METHODS, LLM_VARIANTS):
             try:
