@@ -32,10 +32,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 from llm_server import OpenAICompatibleServer  # noqa: E402
+from rankers.llm import LlmRanker  # noqa: E402
+from rankers.recipe import prompt_sizes  # noqa: E402
 from tasks import db  # noqa: E402
 from tasks.candidates import candidates as candidates_task  # noqa: E402
 from tasks.ingest import ingest  # noqa: E402
-from tasks.llm_rank import LlmRanker  # noqa: E402
 from tasks.rank import user_batches  # noqa: E402
 from tasks.settings import Settings  # noqa: E402
 from tasks.train import train  # noqa: E402
@@ -76,7 +77,7 @@ def default_dataset_tokens() -> None:
     candidates_task.fn(settings, train.fn(settings).serving_version)
     with db.connect(settings.db_path) as con:
         ids = user_batches(con, settings, 100_000)[0]
-        sizes = LlmRanker(settings).prompt_sizes(con, db.frame(con, "rank/batch_candidates", {"run_date": RUN_DATE, "user_ids": ids}))
+        sizes = prompt_sizes(con, db.frame(con, "rank/batch_candidates", {"run_date": RUN_DATE, "user_ids": ids}), settings)
     ratio = statistics.median((sizes["prompt_tokens_est"] / sizes["recipe_tokens_est"]).to_list())
     print(f"default dataset ({sizes.height} users, {settings.llm_prompt_version}): median prompt tokens per user "
           f"{sizes['prompt_tokens_est'].median():.0f} vs original recipe {sizes['recipe_tokens_est'].median():.0f}; "

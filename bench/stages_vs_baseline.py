@@ -55,11 +55,12 @@ K, N_CANDIDATES, EVIDENCE = 10, 30, 3
 def project_stage(stage: str, home: Path, source: dict) -> dict:
     from datetime import date
 
+    from rankers.als import AlsRanker
     from tasks import db
     from tasks.candidates import build_candidates, store_candidates
     from tasks.ingest import ingest_source, resolve_source
     from tasks.publish import publish_run
-    from tasks.rank import AlsRanker, rank_users, user_batches
+    from tasks.rank import rank_users, user_batches
     from tasks.settings import Settings
     from tasks.train import train_model
 

@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/tune_als.py [--data ../shared/data/ml-100k] [--quick]
 
-Protocol: the evaluation's holdout (tasks/evaluate.py: likes = rating > 3, 90/10 split, seed 42).
+Protocol: the evaluation's holdout (evaluation/compare.py: likes = rating > 3, 90/10 split, seed 42).
 The grid only ever sees a second 90/10 split of the *training* likes (seeds 43 and 44, averaged);
 the best configuration by validation NDCG@10 is then refitted on the whole training part and
 measured once on the test split, next to the original settings and the current defaults.
@@ -25,10 +25,10 @@ import numpy as np  # noqa: E402
 import scipy.sparse as sp  # noqa: E402
 from implicit.nearest_neighbours import bm25_weight  # noqa: E402
 
-from tasks.evaluate import ORIGINAL_ALS, load_dataset  # noqa: E402
-from tasks.train import Holdout, als_topn, popularity_topn, split_holdout  # noqa: E402
-from tasks.metrics import hit_matrix, ranking_metrics  # noqa: E402
+from evaluation.compare import ORIGINAL_ALS, load_dataset  # noqa: E402
+from evaluation.metrics import hit_matrix, ranking_metrics  # noqa: E402
 from tasks.settings import Settings  # noqa: E402
+from tasks.train import Holdout, als_topn, popularity_topn, split_holdout  # noqa: E402
 from tasks.train import fit_als  # noqa: E402
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "ml-100k"

@@ -24,11 +24,12 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 import numpy as np  # noqa: E402
 import polars as pl  # noqa: E402
 
+from rankers.als import AlsRanker  # noqa: E402
 from tasks import db, validate  # noqa: E402
 from tasks.candidates import build_candidates, store_candidates  # noqa: E402
 from tasks.ingest import ingest_source, resolve_source  # noqa: E402
 from tasks.publish import publish_run  # noqa: E402
-from tasks.rank import AlsRanker, rank_users  # noqa: E402
+from tasks.rank import rank_users  # noqa: E402
 from tasks.settings import Settings  # noqa: E402
 from tasks.train import train_model  # noqa: E402
 

@@ -178,7 +178,7 @@ def serve(
 
 
 @app.command("eval")
-def evaluate(
+def eval_command(
     data: Annotated[Optional[Path], typer.Option(help="MovieLens dir/file or interactions CSV/Parquet (default: built-in dataset).")] = None,
     catalog: Annotated[Optional[Path], typer.Option(help="Catalogue CSV for a generic interactions file.")] = None,
     json_file: Annotated[Optional[Path], typer.Option("--json", help="Write the metrics (long format) to this JSON file.")] = None,
@@ -189,9 +189,9 @@ def evaluate(
     llm_users: Annotated[int, typer.Option(min=1, help="With an LLM endpoint: users (seeded sample) the LLM rows are computed on; LLM calls cost money.")] = EVAL_DEFAULTS.llm_users,
 ) -> None:
     """Evaluate popularity, ALS (original and default settings) and the rankers (LLM ones with an endpoint) on a holdout of likes."""
-    from flows.evaluate import evaluate as run_evaluation
+    from flows.evaluate import run_evaluation
+    from evaluation.compare import render_table
     from tasks.errors import RecsError
-    from tasks.evaluate import render_table
 
     try:
         params = EvalParameters.checked(

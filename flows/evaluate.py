@@ -1,4 +1,4 @@
-"""The offline evaluation: `evaluate` for `recs eval`, and as a Prefect flow with a markdown artifact."""
+"""The offline evaluation: `run_evaluation` for `recs eval`, and as a Prefect flow with a markdown artifact."""
 
 from __future__ import annotations
 
@@ -8,13 +8,13 @@ from prefect.artifacts import create_markdown_artifact
 
 from flows.artifacts import markdown_table
 from flows.parameters import EvalParameters
-from tasks.evaluate import evaluate_dataset, protocol, write_json, write_plot
+from evaluation.compare import compare_methods, protocol, write_json, write_plot
 
 
-def evaluate(params: EvalParameters) -> tuple[pl.DataFrame, str]:
-    """The metrics (tasks.evaluate.evaluate_dataset) and a title; writes the JSON and PNG asked for."""
+def run_evaluation(params: EvalParameters) -> tuple[pl.DataFrame, str]:
+    """The metrics (evaluation.compare.compare_methods) and a title; writes the JSON and PNG asked for."""
     settings = params.settings()
-    metrics = evaluate_dataset(
+    metrics = compare_methods(
         params.data, settings, sample_users=params.sample_users, seed=params.seed, split=params.split, llm_users=params.llm_users
     )
     users = f"{'sample of ' if params.sample_users else ''}{metrics['users'][0]} test users"
@@ -29,7 +29,7 @@ def evaluate(params: EvalParameters) -> tuple[pl.DataFrame, str]:
 @flow(name="evaluate-recs", log_prints=True)
 def evaluate_flow(params: EvalParameters = EvalParameters()) -> list[dict]:
     """Holdout evaluation of popularity, ALS (original / defaults) and the rankers; LLM rows only with an endpoint."""
-    metrics, title = evaluate(params)
+    metrics, title = run_evaluation(params)
     wide = (
         metrics.filter(pl.col("value").is_not_null())
         .with_columns(column=pl.format("{}@{}", "metric", "k"))

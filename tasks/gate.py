@@ -2,7 +2,7 @@
 
 The canary takes the train stage's holdout split (same seed: likes the model under test never
 saw), refits ALS on its training part, and ranks a seeded sample of `gate_users` held-out users
-with the real LlmRanker (tasks/held_out.py) in `<home>/canary/recs.duckdb`: a file holding the
+with the real LlmRanker (evaluation/held_out.py) in `<home>/canary/recs.duckdb`: a file holding the
 catalogue and the home's interactions minus the held-out pairs, so the ranker's limits, cache and
 accounting run unchanged. Its calls are copied into the home's `llm_calls` and its users count
 against `llm_max_users`.
@@ -25,9 +25,9 @@ import numpy as np
 import polars as pl
 from prefect import task
 
+from evaluation.held_out import held_out_candidates, item_rows, known_pairs, ndcg_per_user, rank_blends, stored_candidates
+from rankers.als import AlsRanker
 from tasks import db
-from tasks.held_out import held_out_candidates, item_rows, known_pairs, ndcg_per_user, rank_blends, stored_candidates
-from tasks.rank import AlsRanker
 from tasks.settings import Settings
 from tasks.train import Holdout, fit_als, load_interactions, split_holdout
 

@@ -1,89 +1,19 @@
 """Rank: re-order each user's candidates, keep the top K and explain each from its evidence.
 
-A ranker is anything with a `name` and `rank(candidates, k) -> ranked rows`; `als` keeps the
-ALS order, the `llm` backend (tasks/llm_rank.py) plugs into the same interface.
+The pipeline stage: the users still to rank in batches, each batch ranked by the configured ranker
+(rankers/: `als` keeps the ALS order, `llm` re-orders with an LLM) and stored.
 """
 
 from __future__ import annotations
 
-from typing import Protocol
-
 import polars as pl
 from prefect import task
 
+from rankers import make_ranker
+from rankers.base import Ranker
 from tasks import db
 from tasks.errors import retry_unless_expected
 from tasks.settings import Settings
-
-RANKED_COLUMNS = (
-    "user_id", "rank", "item_id", "score", "explanation", "evidence_item_ids",
-    "ranker", "model_version", "prompt_version", "fallback_reason",
-)  # fmt: skip
-
-
-class Ranker(Protocol):
-    name: str
-
-    def rank(self, candidates: pl.DataFrame, k: int) -> pl.DataFrame:
-        """Candidates of some users (rank/batch_candidates.sql) -> RANKED_COLUMNS, k rows per user."""
-        ...
-
-
-def grounded_explanation() -> pl.Expr:
-    """The explanation from the evidence titles, lead item first, and the genre the item shares with it:
-    "Shares Comedy with A; you also liked B and C." or "Because you liked A, B and C." without a shared
-    genre. Popular items say why instead."""
-    titles, genre = pl.col("evidence_titles"), pl.col("shared_genre")
-    n = titles.list.len()
-    lead, rest = titles.list.first(), titles.list.slice(1)
-    return (
-        pl.when(pl.col("source") == "popular")
-        .then(pl.lit("One of the most liked titles overall; rate a few titles for personal picks."))
-        .when(n == 0)
-        .then(pl.lit("Fits the overall pattern of your ratings."))
-        .when(genre.is_not_null() & (n == 1))
-        .then(pl.format("Shares {} with {}, which you liked.", genre, lead))
-        .when(genre.is_not_null())
-        .then(pl.format("Shares {} with {}; you also liked {}.", genre, lead, spoken_list(rest)))
-        .otherwise(pl.format("Because you liked {}.", spoken_list(titles)))
-    )
-
-
-def spoken_list(titles: pl.Expr) -> pl.Expr:
-    """["A", "B", "C"] -> "A, B and C"."""
-    n = titles.list.len()
-    head = titles.list.slice(0, n - 1).list.join(", ")
-    return pl.when(n == 1).then(titles.list.first()).otherwise(pl.format("{} and {}", head, titles.list.last()))
-
-
-class AlsRanker:
-    """Keeps the ALS order; explains each item by the history items that drove its score."""
-
-    name = "als"
-
-    def rank(self, candidates: pl.DataFrame, k: int) -> pl.DataFrame:
-        return (
-            candidates.sort("user_id", "als_rank")
-            .group_by("user_id", maintain_order=True)
-            .head(k)
-            .with_columns(
-                rank=pl.int_range(1, pl.len() + 1, dtype=pl.Int32).over("user_id"),
-                score=pl.col("als_score"),
-                explanation=grounded_explanation(),
-                ranker=pl.lit(self.name),
-                prompt_version=pl.lit(None, dtype=pl.String),
-                fallback_reason=pl.lit(None, dtype=pl.String),
-            )
-            .select(RANKED_COLUMNS)
-        )
-
-
-def make_ranker(settings: Settings) -> Ranker:
-    if settings.ranker == "llm":
-        from tasks.llm_rank import LlmRanker
-
-        return LlmRanker(settings)
-    return AlsRanker()
 
 
 def user_batches(con, settings: Settings, batch_size: int | None = None) -> list[list[int]]:

@@ -18,10 +18,10 @@ from implicit.evaluation import train_test_split
 from prefect import task
 from threadpoolctl import threadpool_limits
 
+from evaluation.metrics import CUTOFFS, hit_matrix, ranking_metrics
 from tasks import db
 from tasks.db import connect, run, transaction
 from tasks.errors import InputError
-from tasks.metrics import CUTOFFS, hit_matrix, ranking_metrics
 from tasks.settings import Settings
 
 EVAL_DEPTH = max(CUTOFFS)
@@ -144,7 +144,7 @@ def popularity_topn(holdout: Holdout, n: int) -> np.ndarray:
 METRIC_COLUMNS = {"method": pl.String, "metric": pl.String, "k": pl.Int64, "value": pl.Float64}
 
 
-def evaluate(data: Interactions, settings: Settings) -> pl.DataFrame:
+def holdout_metrics(data: Interactions, settings: Settings) -> pl.DataFrame:
     """Holdout metrics of ALS and of popularity on one seeded split of the likes (none when too few likes to hold any out)."""
     holdout = split_holdout(data.likes, data.seen, settings.test_fraction, settings.split_seed)
     if len(holdout.users) == 0:
@@ -236,7 +236,7 @@ def train_model(con: duckdb.DuckDBPyConnection, settings: Settings) -> TrainResu
     data = load_interactions(con, settings.like_threshold, settings.als_alpha)
     if data.likes.nnz == 0:
         raise InputError(f"no likes (rating > {settings.like_threshold}) to train on")
-    metrics = evaluate(data, settings)
+    metrics = holdout_metrics(data, settings)
     model = fit_als(data.likes, settings)
     current = serving_model(con, settings.models_dir)
     save_model(settings.models_dir / version, model, data)

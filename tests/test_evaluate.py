@@ -1,4 +1,4 @@
-"""Offline evaluation (tasks/evaluate.py): the original protocol on MovieLens 100k, outputs, sampling CI."""
+"""Offline evaluation (evaluation/compare.py): the original protocol on MovieLens 100k, outputs, sampling CI."""
 
 from __future__ import annotations
 
@@ -10,13 +10,13 @@ import polars as pl
 import pytest
 from conftest import ML100K
 
-from tasks.evaluate import (
+from evaluation.compare import (
     LLM_BASELINE,
     LLM_METHODS,
     METHODS,
     METRICS,
     N_CANDIDATES,
-    evaluate_dataset,
+    compare_methods,
     fit,
     fixed_holdout,
     llm_subset,
@@ -27,7 +27,7 @@ from tasks.evaluate import (
     write_json,
     write_plot,
 )
-from tasks.metrics import CUTOFFS, hit_matrix, per_user_metrics
+from evaluation.metrics import CUTOFFS, hit_matrix, per_user_metrics
 from tasks.settings import Settings
 from tasks.train import als_topn, split_holdout
 
@@ -54,7 +54,7 @@ def ml100k_data():
 @pytest.fixture(scope="module")
 def full(ml100k_data) -> pl.DataFrame:
     path, data = ml100k_data
-    return evaluate_dataset(path, Settings(), interactions=data)
+    return compare_methods(path, Settings(), interactions=data)
 
 
 def value(metrics: pl.DataFrame, method: str, metric: str, k: int) -> float:
@@ -101,7 +101,7 @@ def test_json_plot_and_table(full, tmp_path: Path):
 
 def test_twenty_user_sample_has_a_ci_around_its_estimate(ml100k_data, tmp_path: Path):
     path, data = ml100k_data
-    sampled = evaluate_dataset(path, Settings(), sample_users=20, interactions=data, n_boot=500)
+    sampled = compare_methods(path, Settings(), sample_users=20, interactions=data, n_boot=500)
     ran = sampled.filter(pl.col("value").is_not_null())
     assert (ran["users"] == 20).all()
     assert ((ran["ci_low"] <= ran["value"]) & (ran["value"] <= ran["ci_high"])).all()
@@ -157,7 +157,7 @@ def test_fixed_splits_train_on_base_and_test_on_test(split_dir):
     assert (ua.n_relevant <= 10).all() and len(ua.users) > 900
     assert ua.test.multiply(ua.train).nnz == 0 and ua.test.multiply(ub.test).nnz == 0, "disjoint, as the README says"
     assert ua.seen.multiply(ua.test).nnz == 0, "the test part is not filtered: it is unknown when recommending"
-    metrics = evaluate_dataset(split_dir, settings, split="ua")
+    metrics = compare_methods(split_dir, settings, split="ua")
     assert value(metrics, "als (defaults)", "ndcg", 10) > value(metrics, "popularity", "ndcg", 10) + 0.05
     assert metrics["users"][0] == len(ua.users)
     assert metrics.filter(pl.col("method").is_in(LLM_METHODS))["status"].str.starts_with("not run").all()
@@ -166,7 +166,7 @@ def test_fixed_splits_train_on_base_and_test_on_test(split_dir):
 def test_dataset_s_own_split_files_when_present(ml100k_data):
     if not (ML100K / "ub.base").exists():
         pytest.skip(f"{ML100K} has no ub.base/ub.test (only u.data): the split files are tested on a generated copy above")
-    metrics = evaluate_dataset(ML100K, Settings(), split="ub")
+    metrics = compare_methods(ML100K, Settings(), split="ub")
     assert value(metrics, "als (defaults)", "ndcg", 10) > value(metrics, "popularity", "ndcg", 10)
 
 
@@ -260,7 +260,7 @@ def test_llm_rows_run_on_a_seeded_subset_next_to_als_on_the_same_users(llm_env):
     settings = Settings()
     assert settings.llm_base_url == server.base_url
     data = load_dataset(None, settings)
-    metrics = evaluate_dataset(None, settings, interactions=data, llm_users=25)
+    metrics = compare_methods(None, settings, interactions=data, llm_users=25)
     subset_rows = metrics.filter(pl.col("method").is_in([LLM_BASELINE, *LLM_METHODS]))
     assert subset_rows.height == (1 + len(LLM_METHODS)) * len(METRICS) * len(CUTOFFS)
     gated = subset_rows.filter(method="als + llm gated hybrid")
@@ -301,7 +301,7 @@ def test_llm_rows_failing_endpoint_shows_the_reason_never_values(llm_env):
     from llm_server import server_error
 
     server = llm_env(default_brain=server_error(500))
-    metrics = evaluate_dataset(None, Settings(), llm_users=3)
+    metrics = compare_methods(None, Settings(), llm_users=3)
     llm = metrics.filter(pl.col("method").is_in(LLM_METHODS))
     assert llm.height == len(LLM_METHODS) * len(METRICS) * len(CUTOFFS) and llm["value"].null_count() == llm.height
     assert llm["status"].str.starts_with("failed: all 3 users fell back to ALS order (llm").all()

@@ -6,8 +6,8 @@ from datetime import date
 
 import polars as pl
 
+from rankers.base import grounded_explanation
 from tasks import db
-from tasks.rank import grounded_explanation
 
 
 def explain(rows: list[dict]) -> list[str]:

@@ -23,9 +23,9 @@ from llm_server import (
     slow,
 )
 from test_llm_rank import K, KEY, batch, built_home, home, llm_settings, table  # noqa: F401 (fixtures)
+from rankers.llm import LlmRanker
 from tasks import db, progress, stop
 from tasks.llm_client import LlmCallFailed, LlmClient, LlmUnavailable, preflight, reset_shared_state
-from tasks.llm_rank import LlmRanker
 from tasks.rank import rank_users
 from tasks.settings import Settings
 

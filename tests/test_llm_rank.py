@@ -33,12 +33,17 @@ from llm_server import (
     ungrounded_explanation,
     INVENTED_REASON,
 )
+from rankers.als import AlsRanker
+from rankers.base import RANKED_COLUMNS
+from rankers.cap import CAP_REACHED
+from rankers.llm import LlmRanker
+from rankers.prompt import fence
+from rankers.recipe import prompt_sizes
 from tasks import db
 from tasks.candidates import candidates as candidates_task
 from tasks.ingest import ingest
 from tasks.llm_client import limit_mode, reset_shared_state
-from tasks.llm_rank import CAP_REACHED, LlmRanker, fence
-from tasks.rank import RANKED_COLUMNS, AlsRanker, rank_users, user_batches
+from tasks.rank import rank_users, user_batches
 from tasks.settings import Settings
 from tasks.train import train
 
@@ -328,7 +333,7 @@ def test_prompt_costs_at_most_a_third_of_the_original_recipe_on_the_default_data
     candidates_task.fn(settings, train.fn(settings).serving_version)
     with db.connect(settings.db_path) as con:
         ids = user_batches(con, settings, 100_000)[0]
-        sizes = LlmRanker(settings).prompt_sizes(con, db.frame(con, "rank/batch_candidates", {"run_date": RUN_DATE, "user_ids": ids}))
+        sizes = prompt_sizes(con, db.frame(con, "rank/batch_candidates", {"run_date": RUN_DATE, "user_ids": ids}), settings)
     assert sizes.height == 1_000
     ratios = (sizes["prompt_tokens_est"] / sizes["recipe_tokens_est"]).to_list()
     assert statistics.median(ratios) <= 1 / 3

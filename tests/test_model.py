@@ -9,10 +9,10 @@ import polars as pl
 import pytest
 
 from conftest import RUN_DATE
+from evaluation.metrics import ranking_metrics
 from tasks import db
 from tasks.candidates import build_candidates, explain_batch, select_evidence
 from tasks.ingest import ingest_source, resolve_source
-from tasks.metrics import ranking_metrics
 from tasks.settings import Settings
 from tasks.train import latest_ratings, load_interactions, load_model, promotion_decision, to_matrices, train_model
 

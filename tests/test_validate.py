@@ -13,11 +13,12 @@ import polars as pl
 import pytest
 
 from conftest import RUN_DATE, SMALL
+from rankers.als import AlsRanker
 from tasks import db
 from tasks.candidates import build_candidates, store_candidates
 from tasks.ingest import ingest_source, resolve_source
 from tasks.publish import PARTITION_FILE, partition_dir, publish_run
-from tasks.rank import AlsRanker, rank_users
+from tasks.rank import rank_users
 from tasks.settings import Settings
 from tasks.train import train_model
 from tasks.validate import (

@@ -17,14 +17,14 @@ Rows (column `method`):
 - `als (original 50f)`: 50 factors, regularization 0.01, 15 iterations, alpha 1;
 - `als (defaults)`: the project's current Settings;
 - `als + als ranker`: the defaults model's candidates (tasks/candidates.py, with evidence) passed
-  through the real `AlsRanker` (tasks/rank.py); it keeps ALS order, so it equals `als (defaults)`
+  through the real `AlsRanker` (rankers/als.py); it keeps ALS order, so it equals `als (defaults)`
   by construction; computing it through the production path checks exactly that;
 - `als + llm ranker`, `als + llm hybrid`, `als + llm gated hybrid` (only with an LLM endpoint
   configured; otherwise status "not run", values empty, never faked): the same candidates (30 per
   user from the defaults model, seen items filtered, with evidence) stored in a throwaway DuckDB
   holding the catalogue and only the interactions the model may know (every held-out pair removed,
   so the prompt's history never shows the test set), then ranked by the real `LlmRanker`
-  (tasks/llm_rank.py via tasks/held_out.py) exactly as in production: `llm_blend_weight` 1.0 (pure
+  (rankers/llm.py via evaluation/held_out.py) exactly as in production: `llm_blend_weight` 1.0 (pure
   LLM order), the configured blend, and what the nightly LLM gate (tasks/gate.py) would publish,
   cross-fitted: each half of the users gets the blend the gate chooses on the other half, or ALS
   order where it stays closed. LLM calls cost money, so they run for a seeded sample of
@@ -46,15 +46,17 @@ from typing import get_args
 import numpy as np
 import polars as pl
 
+from evaluation.held_out import held_out_candidates, item_rows, known_pairs, ndcg_per_user, rank_blends, stored_candidates
+from evaluation.metrics import CUTOFFS, hit_matrix, per_user_metrics, ranking_metrics
+from rankers.als import AlsRanker
+from rankers.llm import LlmRanker
 from tasks import db
 from tasks.candidates import als_candidates, long_frame
 from tasks.db import connect
 from tasks.errors import InputError
 from tasks.gate import BLEND_WEIGHTS, gate_rule
-from tasks.held_out import held_out_candidates, item_rows, known_pairs, ndcg_per_user, rank_blends, stored_candidates
 from tasks.ingest import detect_source, ingest_source, resolve_source
-from tasks.metrics import CUTOFFS, hit_matrix, per_user_metrics, ranking_metrics
-from tasks.rank import AlsRanker
+from tasks.llm_client import redact
 from tasks.settings import EVAL_LLM_USERS, Settings, SplitName
 from tasks.train import (
     PAD,
@@ -140,7 +142,7 @@ def split_likes(ratings: pl.DataFrame, like_threshold: float) -> pl.DataFrame:
     """(user_id, item_id, rating, liked) of a u.data-format frame, likes as the nightly run defines them (sql/schema.sql)."""
     with tempfile.TemporaryDirectory(prefix="recs-eval-") as tmp, connect(Path(tmp) / "split.duckdb") as con:
         with db.registered(con, "split_ratings", ratings.rename({"timestamp": "ts"})):
-            return db.frame(con, "evaluate/latest_ratings", {"like_threshold": like_threshold})
+            return db.frame(con, "compare/latest_ratings", {"like_threshold": like_threshold})
 
 
 def als_settings(settings: Settings, **params) -> Settings:
@@ -213,10 +215,8 @@ def llm_topn(
     The defaults model's candidates of the users at `positions` go into a throwaway DuckDB that holds
     the catalogue and only the pairs the model may know (`holdout.seen`: the held-out ones deleted),
     then the real `LlmRanker` ranks them without ever seeing the test set, once per LLM_VARIANTS entry
-    and at the gate's blend weights (tasks/held_out.py; `gated_rows`), every plain-prompt ranking after
+    and at the gate's blend weights (evaluation/held_out.py; `gated_rows`), every plain-prompt ranking after
     the first answered from the LLM cache."""
-    from tasks.llm_rank import LlmRanker
-
     user_rows = holdout.users[positions]
     frame = held_out_candidates(model, (holdout.train * settings.als_alpha).tocsr(), holdout, user_rows,
                                 settings.model_copy(update={"n_candidates": N_CANDIDATES}))
@@ -226,7 +226,7 @@ def llm_topn(
         with connect(base.db_path) as con:
             ingest_into(con, data, settings, Path(tmp))
             with db.registered(con, "eval_known", known_pairs(holdout)):
-                db.run(con, "evaluate/keep_known_pairs")
+                db.run(con, "compare/keep_known_pairs")
             candidates = stored_candidates(con, frame, base, "eval")
         for method, update in zip(VARIANT_METHODS, LLM_VARIANTS):
             try:
@@ -254,8 +254,6 @@ def llm_topn(
 
 def failure(error: Exception, settings: Settings) -> str:
     """The status of an LLM row whose ranker failed (the key redacted)."""
-    from tasks.llm_client import redact
-
     return "failed: " + redact(f"{type(error).__name__}: {error}", settings)
 
 
@@ -286,7 +284,7 @@ def gated_rows(als: np.ndarray, lists: dict[float, np.ndarray], holdout: Holdout
     return out, "gate chose on the other half: " + ", ".join(notes)
 
 
-def evaluate_dataset(
+def compare_methods(
     data: Path | None,
     settings: Settings,
     *,

@@ -1,10 +1,10 @@
-"""Rank held-out users with the real LlmRanker (tasks/llm_rank.py), as production ranks everyone.
+"""Rank held-out users with the real LlmRanker (rankers/llm.py), as production ranks everyone.
 
 A holdout (tasks/train.py) hides some likes from a model; its candidates of some test users go into
 a DuckDB file that holds the catalogue and only the pairs that model may know, so the ranker reads
 candidates, titles, evidence and history exactly as in a nightly run (limits, cache, accounting
 included) without ever seeing a held-out pair. Used by the nightly LLM gate (tasks/gate.py) and by
-the offline evaluation's LLM rows (tasks/evaluate.py).
+the offline evaluation's LLM rows (evaluation/compare.py).
 """
 
 from __future__ import annotations
@@ -13,9 +13,10 @@ import numpy as np
 import polars as pl
 import scipy.sparse as sp
 
+from evaluation.metrics import hit_matrix, per_user_metrics
+from rankers.llm import LlmRanker
 from tasks import db
 from tasks.candidates import als_candidates, long_frame, store_candidates
-from tasks.metrics import hit_matrix, per_user_metrics
 from tasks.settings import Settings
 from tasks.train import PAD, Holdout
 
@@ -44,8 +45,6 @@ def rank_blends(settings: Settings, candidates: pl.DataFrame, weights: tuple[flo
 
     The prompts do not depend on the weight: the first weight pays for the calls, the others are
     answered from the LLM cache."""
-    from tasks.llm_rank import LlmRanker
-
     return {w: LlmRanker(settings.model_copy(update={"llm_blend_weight": w})).rank(candidates, depth) for w in weights}
 
 
