@@ -96,7 +96,7 @@ class LlmRanker:
         if tracker is not None:
             calls = sum(1 for a in result.attempts if a.outcome != "cache_hit")
             circuit = result.reason if result.reason and result.reason.startswith("llm circuit open") else None
-            tracker.user_done(calls, len(result.attempts) - calls, result.ranker == "als_fallback", circuit)
+            tracker.user_done(user_id, calls, len(result.attempts) - calls, result.ranker == "als_fallback", circuit)
         return result
 
     def _rank_user_safely(self, client: LlmClient, k: int, user_id: int, frame: pl.DataFrame, history: dict | None,

@@ -22,23 +22,32 @@ class Progress:
     def __init__(self, total: int) -> None:
         self.total = total
         self.started = time.monotonic()
-        self.users = self.calls = self.cache_hits = self.fallbacks = 0
+        self.calls = self.cache_hits = 0
+        self.fell_back: dict[int, bool] = {}  # user id -> ranked by a fallback (a retried batch's users count once)
         self.circuit_users = 0
         self.circuit_cause: str | None = None
         self._lock = threading.Lock()
         self._advance: Callable[[], None] | None = None  # the terminal bar, when there is one
 
-    def user_done(self, calls: int, cache_hits: int, fallback: bool, circuit_cause: str | None = None) -> None:
+    @property
+    def users(self) -> int:
+        return len(self.fell_back)
+
+    @property
+    def fallbacks(self) -> int:
+        return sum(self.fell_back.values())
+
+    def user_done(self, user_id: int, calls: int, cache_hits: int, fallback: bool, circuit_cause: str | None = None) -> None:
         """One user ranked (by the LLM or a fallback); `circuit_cause` when an open circuit made it fall back."""
         with self._lock:
-            self.users += 1
+            new = user_id not in self.fell_back
+            self.fell_back[user_id] = fallback
             self.calls += calls
             self.cache_hits += cache_hits
-            self.fallbacks += int(fallback)
             if circuit_cause is not None:
                 self.circuit_users += 1
                 self.circuit_cause = self.circuit_cause or circuit_cause
-        if self._advance is not None:
+        if new and self._advance is not None:
             self._advance()
 
     def circuit_opened(self, cause: str) -> None:

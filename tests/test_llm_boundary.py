@@ -277,3 +277,16 @@ def test_progress_lines_count_users_calls_hits_and_fallbacks_across_parallel_bat
     middle = lines[0]
     done = int(middle.split()[1].split("/")[0])
     assert 0 <= done < 16 and "users/s, ETA " in middle
+
+
+def test_a_retried_batch_counts_its_users_once(home, caplog):
+    caplog.set_level(logging.INFO, logger="test-progress")
+    with OpenAICompatibleServer() as server:
+        settings = llm_settings(home, server)
+        candidates = batch(settings, users=8)
+        with progress.tracking(8, 60.0, logging.getLogger("test-progress")):
+            LlmRanker(settings).rank(candidates, K)
+            LlmRanker(settings).rank(candidates, K)  # Prefect's retry of the same batch: answered from the cache
+        calls = server.count()
+    last = [r.getMessage() for r in caplog.records if r.getMessage().startswith("rank: ")][-1]
+    assert last.startswith(f"rank: 8/8 users (100 %), {calls} LLM calls, {calls} cache hits, 0 fallbacks, "), last
