@@ -41,6 +41,7 @@ ML100K = ROOT.parent / "shared" / "data" / "ml-100k"
 STAGES = ("ingest", "train", "candidates", "rank", "publish")
 GENERATED = {  # size flag: (users, items, ratings)
     "1m": (6_000, 4_000, 1_000_000),
+    "5m": (30_000, 10_000, 5_000_000),
     "20m": (120_000, 20_000, 20_000_000),
 }
 SKIPPED_BY_DEFAULT = {"20m": "not run by default: ~40 min on 2 cores, of which the baseline's per-candidate explain() is"
@@ -282,7 +283,7 @@ def compare(name: str, source: dict) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sizes", default="ml-100k,1m", help="comma-separated: ml-100k, 1m, 20m")
+    parser.add_argument("--sizes", default="ml-100k,1m", help="comma-separated: ml-100k, 1m, 5m, 20m")
     parser.add_argument("--data-dir", type=Path, default=Path(tempfile.gettempdir()) / "recs-bench-data",
                         help="where generated datasets are written once and reused")  # fmt: skip
     parser.add_argument("--worker", choices=("project", "baseline"), help=argparse.SUPPRESS)

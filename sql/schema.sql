@@ -14,8 +14,7 @@ CREATE TABLE IF NOT EXISTS interactions (
     rating    DOUBLE NOT NULL,
     ts        TIMESTAMP NOT NULL,
     source    VARCHAR NOT NULL,
-    loaded_at TIMESTAMP NOT NULL,
-    PRIMARY KEY (user_id, item_id, ts)
+    loaded_at TIMESTAMP NOT NULL   -- unique (user_id, item_id, ts): ingest anti-joins (homes before issue 14 keep a primary key)
 );
 
 -- Rows that could not be used, with where they came from and why.
@@ -222,6 +221,11 @@ GROUP BY user_id, item_id;
 -- The (user, item) pairs a user likes.
 CREATE OR REPLACE TEMP MACRO likes(threshold, ratings := 'interactions') AS TABLE
 SELECT user_id, item_id FROM latest_ratings(threshold, ratings := ratings) WHERE liked;
+
+-- An id written as an integer ('+'/'-' sign and leading zeros allowed) as BIGINT, else NULL: '61.5', '1.0', '1e2',
+-- '0x10', '1_000' are not integers (TRY_CAST alone would round or convert them). Plain digits take the fast path.
+CREATE OR REPLACE TEMP MACRO integer_text(text) AS
+CASE WHEN TRY_CAST(text AS BIGINT)::VARCHAR = text OR regexp_full_match(text, '[+-]?\d+') THEN TRY_CAST(text AS BIGINT) END;
 
 -- A catalogue title as explanations and prompts show it: at most 80 characters, an ellipsis when cut.
 CREATE OR REPLACE TEMP MACRO display_title(title) AS

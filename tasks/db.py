@@ -59,6 +59,11 @@ def run(con: duckdb.DuckDBPyConnection, name: str, params: Mapping[str, Any] | N
     return con.execute(sql(name), dict(params or {})).fetchall()
 
 
+def view(con: duckdb.DuckDBPyConnection, name: str, sql_name: str, params: Mapping[str, Any] | None = None) -> None:
+    """`sql/<sql_name>.sql` (one SELECT) with its parameters bound, as the temp view `name`: read lazily by later statements."""
+    con.sql(sql(sql_name), params=dict(params or {})).create_view(name, replace=True)
+
+
 def scalar(con: duckdb.DuckDBPyConnection, name: str, params: Mapping[str, Any] | None = None) -> Any:
     """The single value `sql/<name>.sql` returns."""
     return run(con, name, params)[0][0]

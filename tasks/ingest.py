@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -21,7 +22,7 @@ from pathlib import Path
 import duckdb
 from prefect import task
 
-from tasks.db import connect, run, scalar, transaction
+from tasks.db import connect, run, scalar, transaction, view
 from tasks.errors import InputError
 from tasks.source import RATING_RANGE, CatalogFile, InteractionsFile, Source, detect_source, header_names
 from tasks.generate import write_dataset
@@ -196,7 +197,7 @@ def _read_lines(con: duckdb.DuckDBPyConnection, path: Path, encoding: str, limit
     """`raw_lines` (exact line numbers) and `rejected_lines` (undecodable or too long, with the reason)."""
     params = {"encoding": encoding, "max_line_bytes": limits.max_line_bytes, "rejects_table": f"line_rejects_{next(_READS)}"}
     run(con, "ingest/read_lines", {"path": str(path), **params})
-    run(con, "ingest/rejected_lines", params)
+    run(con, "ingest/rejected_lines", {**params, "expected_fields": 1, "delimiter": ""})
     run(con, "ingest/number_lines" if scalar(con, "ingest/rejected_count") else "ingest/lines_as_read")
 
 
@@ -210,38 +211,62 @@ def _stage_catalog(con: duckdb.DuckDBPyConnection, catalog: CatalogFile, limits:
 
 
 def _stage_interactions(con: duckdb.DuckDBPyConnection, file: InteractionsFile, check_catalog: bool, limits: Limits) -> None:
+    """`classified_interactions`: one typed pass over the file, then duplicates, exact line numbers and rejected lines."""
+    expected_fields = 4 if file.is_parquet else _expected_fields(file)
+    read = {"expected_fields": expected_fields, "delimiter": file.delimiter, "encoding": file.encoding,
+            "max_line_bytes": limits.max_line_bytes, "rejects_table": f"row_rejects_{next(_READS)}"}  # fmt: skip
     if file.is_parquet:
         rating_column = "rating" if file.rating_range == RATING_RANGE else "weight"
-        run(con, "ingest/stage_parquet_interactions", {"path": str(file.path), "rating_column": rating_column})
+        view(con, "staged_interactions", "ingest/stage_parquet_interactions", {"path": str(file.path), "rating_column": rating_column})
         run(con, "ingest/no_rejected_lines")
     else:
-        _read_lines(con, file.path, file.encoding, limits)
-        user_col, item_col, rating_col, ts_col = file.columns
-        run(
-            con,
-            "ingest/split_interactions",
-            {
-                "delimiter": file.delimiter,
-                "header_lines": file.header_lines,
-                "user_col": user_col,
-                "item_col": item_col,
-                "rating_col": rating_col,
-                "ts_col": ts_col,
-            },
-        )
+        columns = {_field_name(file, position): "VARCHAR" for position in range(1, expected_fields + 1)}
+        staged = {"path": str(file.path), "columns": columns, "header_lines": file.header_lines, **read}
+        view(con, "staged_interactions", "ingest/stage_csv_interactions", staged)
     run(
         con,
         "ingest/classify_interactions",
         {
-            "expected_fields": 4 if file.is_parquet else _expected_fields(file),
+            "expected_fields": expected_fields,
             "rating_min": file.rating_range[0],
             "rating_max": file.rating_range[1],
             "check_catalog": check_catalog,
             "min_ts": limits.min_ts,
             "max_ts": limits.max_ts,
-            "header_lines": file.header_lines,
         },
     )
+    if not file.is_parquet:
+        run(con, "ingest/rejected_lines", {k: read[k] for k in ("expected_fields", "delimiter", "encoding", "max_line_bytes", "rejects_table")})
+    run(con, "ingest/mark_duplicates")
+    skipped_empty = [] if file.is_parquet else empty_lines(file.path)
+    if skipped_empty or scalar(con, "ingest/rejected_count"):
+        run(con, "ingest/renumber_rows", {"empty_lines": skipped_empty})
+    run(con, "ingest/add_rejected_lines", {"header_lines": file.header_lines})
+
+
+def _field_name(file: InteractionsFile, position: int) -> str:
+    """The staged name of the field at 1-based `position`: user_id, item_id, rating, ts, or field_<n> for others."""
+    names = dict(zip(file.columns, ("user_id", "item_id", "rating", "ts")))
+    return names.get(position, f"field_{position}")
+
+
+def empty_lines(path: Path) -> list[int]:
+    """1-based numbers of the empty lines of a text file (the CSV reader skips them; the rows after are renumbered)."""
+    found: list[int] = []
+    newlines_before, carry = -1, b"\n"  # a virtual newline before line 1: a file starting with one has an empty line 1
+    with path.open("rb") as f:
+        while True:
+            chunk = f.read(1 << 24)
+            data = carry + chunk
+            settled = len(data) if not chunk else len(data) - 2  # the last two bytes may start an empty line
+            if b"\n\n" in data or b"\n\r\n" in data:
+                for match in re.finditer(rb"\n(?=\r?\n)", data[: settled + 2]):
+                    if match.start() < settled:
+                        found.append(newlines_before + data.count(b"\n", 0, match.start() + 1) + 1)
+            if not chunk:
+                return found
+            newlines_before += data.count(b"\n", 0, settled)
+            carry = data[settled:]
 
 
 def _expected_fields(file: InteractionsFile) -> int:

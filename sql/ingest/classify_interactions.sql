@@ -1,16 +1,18 @@
--- Type the staged fields and name, for each unusable row, the first reason it is unusable.
+-- Type the staged fields (`staged_interactions`) and name, for each unusable row, the first reason it is unusable.
 -- Ids are integers written as integers ('+'/'-' sign allowed; '61.5', '1e2', '0x10', '1_000' are not).
 -- Epoch timestamps are read by magnitude: seconds below 1e11, milliseconds below 1e14, microseconds
 -- below 1e17, else nanoseconds; a converted row is loaded with a note. Timestamps after $max_ts or
--- before $min_ts (or negative) are quarantined. Undecodable / overlong lines keep their reason.
+-- before $min_ts (or negative) are quarantined. Duplicates, rejected and empty lines are handled after this
+-- one pass (ingest/mark_duplicates, ingest/renumber_rows, ingest/add_rejected_lines); the raw line is kept
+-- only for rows with a reason.
 CREATE OR REPLACE TEMP TABLE classified_interactions AS
 WITH typed AS (
     SELECT
         s.*,
-        CASE WHEN regexp_full_match(user_id, '[+-]?\d+') THEN TRY_CAST(user_id AS BIGINT) END AS user_id_n,
-        CASE WHEN regexp_full_match(item_id, '[+-]?\d+') THEN TRY_CAST(item_id AS BIGINT) END AS item_id_n,
+        integer_text(user_id) AS user_id_n,
+        integer_text(item_id) AS item_id_n,
         TRY_CAST(rating AS DOUBLE) AS rating_n,
-        CASE WHEN regexp_full_match(ts, '-?\d+(\.\d+)?') THEN TRY_CAST(ts AS DOUBLE) END AS epoch
+        CASE WHEN TRY_CAST(ts AS BIGINT)::VARCHAR = ts OR regexp_full_match(ts, '-?\d+(\.\d+)?') THEN TRY_CAST(ts AS DOUBLE) END AS epoch
     FROM staged_interactions AS s
 ),
 timed AS (
@@ -59,13 +61,7 @@ judged AS (
     FROM timed
 )
 SELECT
-    line_number, raw, user_id_n AS user_id, item_id_n AS item_id, rating_n AS rating, ts_n AS ts,
-    coalesce(
-        reason,
-        CASE WHEN row_number() OVER (PARTITION BY user_id_n, item_id_n, ts_n ORDER BY line_number) > 1
-             THEN 'duplicate of an earlier row (user_id, item_id, timestamp)' END
-    ) AS reason,
+    line_number, user_id_n AS user_id, item_id_n AS item_id, rating_n AS rating, ts_n AS ts, reason,
+    CASE WHEN reason IS NOT NULL THEN raw END AS raw,
     CASE WHEN unit <> 'seconds' THEN format('timestamp in {} since the epoch, converted', unit) END AS note
-FROM judged
-UNION ALL BY NAME
-SELECT line_number, raw, reason FROM rejected_lines WHERE line_number > $header_lines;
+FROM judged;
