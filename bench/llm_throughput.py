@@ -74,7 +74,7 @@ def default_dataset_tokens() -> None:
     settings = Settings(home=Path(tempfile.mkdtemp(prefix="llm-bench-default-")), run_date=RUN_DATE, ranker="llm")
     ingest.fn(settings)
     candidates_task.fn(settings, train.fn(settings).serving_version)
-    with db.connect(settings.db_path) as con:
+    with db.connect(settings) as con:
         ids = user_batches(con, settings, 100_000)[0]
         sizes = LlmRanker(settings).prompt_sizes(con, db.frame(con, "rank/batch_candidates", {"run_date": RUN_DATE, "user_ids": ids}))
     ratio = statistics.median((sizes["prompt_tokens_est"] / sizes["recipe_tokens_est"]).to_list())
@@ -99,7 +99,7 @@ def bench(args: argparse.Namespace) -> None:
             ranker="llm", llm_rpm=args.rpm, llm_rate_window_seconds=args.window, llm_concurrency=args.concurrency,
             llm_deadline_seconds=max(120.0, 4 * args.window), llm_shared_limit=args.mode, **sizes,
         )
-        with db.connect(settings.db_path) as con:
+        with db.connect(settings) as con:
             user_ids = user_batches(con, settings, args.batch)
             frames = [db.frame(con, "rank/batch_candidates", {"run_date": RUN_DATE, "user_ids": ids}) for ids in user_ids]
 
@@ -118,7 +118,7 @@ def bench(args: argparse.Namespace) -> None:
     per_user = ranked.group_by("user_id").agg(n=pl.len(), distinct=pl.col("item_id").n_unique())
     complete = per_user.filter((pl.col("n") == settings.k) & (pl.col("distinct") == settings.k))
     lost = all_users.len() - complete.height
-    with db.connect(settings.db_path) as con:
+    with db.connect(settings) as con:
         summary = db.frame(con, "llm/summary", {"run_date": RUN_DATE}).row(0, named=True)
 
     print(f"mode: {args.mode}")

@@ -65,7 +65,7 @@ def project_stage(stage: str, home: Path, source: dict) -> dict:
     from tasks.train import train_model
 
     settings = Settings(home=home, data=Path(source["data"]), catalog=source.get("catalog"), run_date=date.fromisoformat(RUN_DATE))
-    with db.connect(settings.db_path) as con:
+    with db.connect(settings) as con:
         started = time.perf_counter()
         if stage == "ingest":
             report = ingest_source(con, resolve_source(settings))

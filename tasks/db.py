@@ -11,6 +11,8 @@ from typing import Any
 import duckdb
 import polars as pl
 
+from tasks.settings import Settings
+
 SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
 
 
@@ -21,10 +23,15 @@ def sql(name: str) -> str:
 
 
 @contextmanager
-def connect(db_path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
-    """Open the run's DuckDB file with the schema in place; close it afterwards."""
+def connect(where: Path | Settings) -> Iterator[duckdb.DuckDBPyConnection]:
+    """Open a DuckDB file with the schema in place; close it afterwards. Given the run's settings: its home's file,
+    with the settings' memory limit and spill directory (a plain path: DuckDB's defaults, for scratch files)."""
+    db_path = where.db_path if isinstance(where, Settings) else where
     db_path.parent.mkdir(parents=True, exist_ok=True)
     con = duckdb.connect(str(db_path))
+    if isinstance(where, Settings):
+        run(con, "connection/memory_limit", {"memory_limit": where.duckdb_memory_limit})
+        run(con, "connection/temp_directory", {"temp_directory": str(where.duckdb_spill_dir)})
     try:
         con.execute(sql("schema"))
         yield con

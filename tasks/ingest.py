@@ -152,6 +152,8 @@ def _load_file(
         run(con, "ingest/record_notes", {"sha256": sha, "source": source, "loaded_at": loaded_at})
         extra = scalar(con, "ingest/converted_rows")
     run(con, "ingest/quarantine_rows", {"source": source, "classified": classified, "loaded_at": loaded_at})
+    if kind == "interactions":
+        run(con, "ingest/drop_classified")
     run(
         con,
         "ingest/record_file",
@@ -238,6 +240,8 @@ def _stage_interactions(con: duckdb.DuckDBPyConnection, file: InteractionsFile, 
     if not file.is_parquet:
         run(con, "ingest/rejected_lines", {k: read[k] for k in ("expected_fields", "delimiter", "encoding", "max_line_bytes", "rejects_table")})
     run(con, "ingest/mark_duplicates")
+    if scalar(con, "ingest/quarantined_count"):
+        run(con, "ingest/raw_lines_of_reasons")
     skipped_empty = [] if file.is_parquet else empty_lines(file.path)
     if skipped_empty or scalar(con, "ingest/rejected_count"):
         run(con, "ingest/renumber_rows", {"empty_lines": skipped_empty})
@@ -330,7 +334,7 @@ def claim_home(settings: Settings) -> None:
     """Refuse a source other than the home's (one line: how to proceed); with replace_source, set the old data aside."""
     if not settings.db_path.exists():
         return
-    with connect(settings.db_path) as con:
+    with connect(settings) as con:
         recorded = home_identity(con)
     wanted = source_identity(settings)
     if recorded is None or recorded == wanted:
@@ -351,5 +355,5 @@ def ingest(settings: Settings) -> IngestReport:
     """Prefect task: load the source into DuckDB; bad rows go to quarantine, a bad file is refused whole."""
     source = resolve_source(settings)
     claim_home(settings)
-    with connect(settings.db_path) as con:
+    with connect(settings) as con:
         return ingest_source(con, source, Limits.of(settings), source_identity(settings))

@@ -199,7 +199,7 @@ class LlmRanker:
         candidates = candidates.sort("user_id", "als_rank").with_columns(als_explanation=grounded_explanation())
         user_ids = candidates["user_id"].unique(maintain_order=True).to_list()
         lock = threading.Lock()
-        with db.connect(s.db_path) as con:
+        with db.connect(s) as con:
             histories = self._histories(con, user_ids)
             client = LlmClient(s, LlmCache(con, lock))
             try:

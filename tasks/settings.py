@@ -113,6 +113,15 @@ class Settings(BaseSettings):
         False, description="A source other than the home's replaces the home's data (published partitions are kept)."
     )
 
+    # DuckDB resources (issue 14): big inputs spill to disk instead of growing the process
+    duckdb_memory_limit: str = Field(
+        "1GB", pattern=r"^\d+(\.\d+)?\s*[KMGT]i?B$",
+        description="DuckDB's memory_limit on every connection of a run (e.g. 1GB, 512MiB); above it, joins, aggregates and sorts spill.",
+    )
+    duckdb_temp_directory: Path | None = Field(
+        None, description="Where DuckDB spills (temp_directory); empty: <home>/duckdb-tmp."
+    )
+
     # LLM boundary (issue 11 §2-§4): preflight, hard deadlines, size cap, circuit breaker, progress
     llm_preflight_seconds: float = Field(15.0, gt=0, description="Wall-clock bound of the one-call preflight of an llm run.")
     llm_max_answer_bytes: int = Field(262_144, ge=1024, description="Largest answer body read; a bigger one is dropped unread.")
@@ -138,6 +147,10 @@ class Settings(BaseSettings):
     @property
     def db_path(self) -> Path:
         return self.home / "recs.duckdb"
+
+    @property
+    def duckdb_spill_dir(self) -> Path:
+        return self.duckdb_temp_directory or self.home / "duckdb-tmp"
 
     @property
     def models_dir(self) -> Path:

@@ -259,7 +259,7 @@ def test_a_home_built_before_home_source_existed_is_recognised_from_its_files(tm
     home = tmp_path / "home"
     settings = Settings(home=home, gen_users=20, gen_items=40, gen_ratings=400)
     ingest.fn(settings)
-    with connect(settings.db_path) as con:
+    with connect(settings) as con:
         con.execute("DELETE FROM home_source")
 
     claim_home(settings)  # the same built-in dataset: fine
