@@ -1,6 +1,7 @@
 """LLM ranker throughput against a rate-limited OpenAI-compatible server (not a test).
 
     .venv/bin/python bench/llm_throughput.py --rpm 30 --window 2 --users 300 [--mode prefect]
+    .venv/bin/python bench/llm_throughput.py --rpm 3000 --window 60 --tpm 10000000 --latency 2 --concurrency 128 --users 9000 --batch 1000 --parallel-batches 3 --skip-tokens
 
 --mode local: the in-process limiter; --mode prefect: a temporary Prefect server and its global
 rate limit `recs-llm-rpm` (what several workers share). Before the run, the median prompt size
@@ -31,7 +32,7 @@ import polars as pl
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-from llm_server import OpenAICompatibleServer  # noqa: E402
+from llm_server import OpenAICompatibleServer, correct, slow  # noqa: E402
 from tasks import db  # noqa: E402
 from tasks.candidates import candidates as candidates_task  # noqa: E402
 from tasks.ingest import ingest  # noqa: E402
@@ -47,6 +48,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rpm", type=int, default=30, help="server-enforced requests per window (R)")
     parser.add_argument("--window", type=float, default=2.0, help="seconds standing in for a minute")
+    parser.add_argument("--tpm", type=int, default=None, help="tokens per window given to the ranker (default: RECS_LLM_TPM's)")
+    parser.add_argument("--latency", type=float, default=0.0, help="seconds the server takes to answer each request")
     parser.add_argument("--users", type=int, default=300)
     parser.add_argument("--ratings-per-user", type=int, default=100)
     parser.add_argument("--concurrency", type=int, default=8)
@@ -93,10 +96,11 @@ def bench(args: argparse.Namespace) -> None:
     candidates_task.fn(base, train.fn(base).serving_version)
     print(f"data: {sizes} ready in {time.perf_counter() - started:.1f} s")
 
-    with OpenAICompatibleServer(rpm_limit=args.rpm, window_seconds=args.window) as server:
+    brain = slow(args.latency, correct()) if args.latency else None
+    with OpenAICompatibleServer(rpm_limit=args.rpm, window_seconds=args.window, default_brain=brain) as server:
         settings = Settings(
             RECS_LLM_BASE_URL=server.base_url, RECS_LLM_API_KEY="bench-key", home=home, run_date=RUN_DATE,
-            ranker="llm", llm_rpm=args.rpm, llm_rate_window_seconds=args.window, llm_concurrency=args.concurrency,
+            ranker="llm", llm_rpm=args.rpm, **({"llm_tpm": args.tpm} if args.tpm else {}), llm_rate_window_seconds=args.window, llm_concurrency=args.concurrency,
             llm_deadline_seconds=max(120.0, 4 * args.window), llm_shared_limit=args.mode, **sizes,
         )
         with db.connect(settings) as con:
@@ -121,7 +125,7 @@ def bench(args: argparse.Namespace) -> None:
     with db.connect(settings) as con:
         summary = db.frame(con, "llm/summary", {"run_date": RUN_DATE}).row(0, named=True)
 
-    print(f"mode: {args.mode}")
+    print(f"mode: {args.mode}; server latency {args.latency:.1f} s; concurrency {args.concurrency}")
     print(f"requests accepted: {len(times)} in {seconds:.1f} s; 429s: {rejected}; "
           f"max in any window: {server.max_requests_in_window(args.window)} (limit {args.rpm})")
     print(f"achieved/allowed over {full_windows} full windows: {achieved:.3f} (goal >= 0.95)")

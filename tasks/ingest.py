@@ -87,12 +87,30 @@ class FileRejected(InputError):
         self.path, self.sha256, self.reason = path, sha256, reason
 
 
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
+@dataclass(frozen=True)
+class FileScan:
+    """One pass over a file's bytes: its content hash and the numbers of its empty lines."""
+
+    sha256: str
+    empty_lines: list[int]  # 1-based; the CSV reader skips them, so the rows after them are renumbered
+
+
+def scan_file(path: Path) -> FileScan:
+    digest, found = hashlib.sha256(), []
+    newlines_before, carry = -1, b"\n"  # a virtual newline before line 1: a file starting with one has an empty line 1
     with path.open("rb") as f:
-        while chunk := f.read(1 << 20):
+        while True:
+            chunk = f.read(1 << 24)
             digest.update(chunk)
-    return digest.hexdigest()
+            data = carry + chunk
+            settled = len(data) if not chunk else len(data) - 2  # the last two bytes may start an empty line
+            if b"\n\n" in data or b"\n\r\n" in data:
+                found += [newlines_before + data.count(b"\n", 0, match.start() + 1) + 1
+                          for match in re.finditer(rb"\n(?=\r?\n)", data) if match.start() < settled]  # fmt: skip
+            if not chunk:
+                return FileScan(digest.hexdigest(), found)
+            newlines_before += data.count(b"\n", 0, settled)
+            carry = data[settled:]
 
 
 def ingest_source(
@@ -132,14 +150,15 @@ def ingest_source(
 
 
 def _load_file(
-    con: duckdb.DuckDBPyConnection, path: Path, kind: str, stage: Callable[[], None], loaded_at: datetime, limits: Limits
+    con: duckdb.DuckDBPyConnection, path: Path, kind: str, stage: Callable[[list[int]], None], loaded_at: datetime, limits: Limits
 ) -> tuple[int, int, int, int] | None:
     """Stage, check, load and quarantine one file: (read, loaded, quarantined, converted or titles changed), None if seen before."""
-    sha = file_sha256(path)
+    scan = scan_file(path)
+    sha = scan.sha256
     if scalar(con, "ingest/file_seen", {"sha256": sha}):
         return None
     source = str(path.resolve())
-    stage()
+    stage(scan.empty_lines)
     classified = f"classified_{kind}"
     ((rows_read, rows_quarantined),) = run(con, "ingest/classified_counts", {"classified": classified})
     _check_quarantined_share(con, path, sha, classified, rows_read, rows_quarantined, limits.max_quarantined_share)
@@ -203,7 +222,8 @@ def _read_lines(con: duckdb.DuckDBPyConnection, path: Path, encoding: str, limit
     run(con, "ingest/number_lines" if scalar(con, "ingest/rejected_count") else "ingest/lines_as_read")
 
 
-def _stage_catalog(con: duckdb.DuckDBPyConnection, catalog: CatalogFile, limits: Limits) -> None:
+def _stage_catalog(con: duckdb.DuckDBPyConnection, catalog: CatalogFile, limits: Limits, empty_lines: list[int]) -> None:
+    """`classified_catalog` (read as numbered lines: empty ones are kept as such)."""
     _read_lines(con, catalog.path, catalog.encoding, limits)
     params = dict(catalog.params)
     if catalog.splitter != "ml100k":
@@ -212,7 +232,9 @@ def _stage_catalog(con: duckdb.DuckDBPyConnection, catalog: CatalogFile, limits:
     run(con, "ingest/classify_catalog", {"header_lines": catalog.header_lines})
 
 
-def _stage_interactions(con: duckdb.DuckDBPyConnection, file: InteractionsFile, check_catalog: bool, limits: Limits) -> None:
+def _stage_interactions(
+    con: duckdb.DuckDBPyConnection, file: InteractionsFile, check_catalog: bool, limits: Limits, empty_lines: list[int]
+) -> None:
     """`classified_interactions`: one typed pass over the file, then duplicates, exact line numbers and rejected lines."""
     expected_fields = 4 if file.is_parquet else _expected_fields(file)
     read = {"expected_fields": expected_fields, "delimiter": file.delimiter, "encoding": file.encoding,
@@ -242,9 +264,8 @@ def _stage_interactions(con: duckdb.DuckDBPyConnection, file: InteractionsFile, 
     run(con, "ingest/mark_duplicates")
     if scalar(con, "ingest/quarantined_count"):
         run(con, "ingest/raw_lines_of_reasons")
-    skipped_empty = [] if file.is_parquet else empty_lines(file.path)
-    if skipped_empty or scalar(con, "ingest/rejected_count"):
-        run(con, "ingest/renumber_rows", {"empty_lines": skipped_empty})
+    if not file.is_parquet and (empty_lines or scalar(con, "ingest/rejected_count")):
+        run(con, "ingest/renumber_rows", {"empty_lines": empty_lines})
     run(con, "ingest/add_rejected_lines", {"header_lines": file.header_lines})
 
 
@@ -252,25 +273,6 @@ def _field_name(file: InteractionsFile, position: int) -> str:
     """The staged name of the field at 1-based `position`: user_id, item_id, rating, ts, or field_<n> for others."""
     names = dict(zip(file.columns, ("user_id", "item_id", "rating", "ts")))
     return names.get(position, f"field_{position}")
-
-
-def empty_lines(path: Path) -> list[int]:
-    """1-based numbers of the empty lines of a text file (the CSV reader skips them; the rows after are renumbered)."""
-    found: list[int] = []
-    newlines_before, carry = -1, b"\n"  # a virtual newline before line 1: a file starting with one has an empty line 1
-    with path.open("rb") as f:
-        while True:
-            chunk = f.read(1 << 24)
-            data = carry + chunk
-            settled = len(data) if not chunk else len(data) - 2  # the last two bytes may start an empty line
-            if b"\n\n" in data or b"\n\r\n" in data:
-                for match in re.finditer(rb"\n(?=\r?\n)", data[: settled + 2]):
-                    if match.start() < settled:
-                        found.append(newlines_before + data.count(b"\n", 0, match.start() + 1) + 1)
-            if not chunk:
-                return found
-            newlines_before += data.count(b"\n", 0, settled)
-            carry = data[settled:]
 
 
 def _expected_fields(file: InteractionsFile) -> int:

@@ -86,6 +86,10 @@ class Settings(BaseSettings):
     llm_blend_weight: float = Field(0.5, ge=0, le=1, description="Weight of the LLM position vs the normalised ALS score.")
     llm_liked_first: bool = Field(True, description="Items the LLM likes come before the ones it dislikes.")
     llm_shuffle_seed: int | None = Field(None, description="Shuffle candidates in the prompt with this seed (position bias).")
+    llm_arrival_margin_seconds: float = Field(
+        1.0, ge=0, description="A request reaches the provider's rate limit within this long after it is sent: its"
+        " llm_rpm/llm_tpm window starts then (or at its response, if sooner), not a whole latency later.",
+    )
     llm_rate_window_seconds: float = Field(60.0, gt=0, description="Window of llm_rpm / llm_tpm (60 s; smaller in tests).")
     llm_deadline_seconds: float = Field(120.0, gt=0, description="Give up on one request (with retries) after this long.")
     llm_backoff_seconds: float = Field(1.0, gt=0, description="First retry delay after a 5xx/timeout; doubles, with jitter.")

@@ -24,7 +24,7 @@ from llm_server import (
 )
 from test_llm_rank import K, KEY, batch, built_home, home, llm_settings, table  # noqa: F401 (fixtures)
 from tasks import db, progress, stop
-from tasks.llm_client import LlmCallFailed, LlmClient, LlmUnavailable, preflight, reset_shared_state
+from tasks.llm_client import LlmCallFailed, LlmClient, LlmUnavailable, SlidingWindowLimiter, preflight, reset_shared_state
 from tasks.llm_rank import LlmRanker
 from tasks.rank import rank_users
 from tasks.settings import Settings
@@ -277,3 +277,17 @@ def test_progress_lines_count_users_calls_hits_and_fallbacks_across_parallel_bat
     middle = lines[0]
     done = int(middle.split()[1].split("/")[0])
     assert 0 <= done < 16 and "users/s, ETA " in middle
+
+
+def test_a_slow_answer_costs_its_rate_limit_slot_the_arrival_margin_not_its_latency():
+    """Issue 14 §5: a slot's window starts at the send + arrival margin when the answer is slower than that."""
+    limiter = SlidingWindowLimiter(requests=1, tokens=10**9, window=1.0, arrival_margin=0.1)
+    sent = time.monotonic()
+    slot = limiter.acquire(1, deadline=sent + 10)
+    time.sleep(0.6)  # the answer takes 0.6 s
+    limiter.release(slot)
+
+    limiter.acquire(1, deadline=sent + 10)
+    waited = time.monotonic() - sent
+
+    assert 1.1 <= waited < 1.45, f"{waited:.2f} s: the window started at send + 0.1 s, not at the response (1.6 s)"
