@@ -28,9 +28,29 @@ def _counts(counts: dict[str, int]) -> str:
     return ", ".join(f"{name} {value:,}" for name, value in counts.items())
 
 
+def explanation_line(quality: pl.DataFrame) -> str:
+    """One night's explanation quality (sql/views.sql, explanation_quality) in words."""
+    if quality.is_empty():
+        return "none ranked"
+    quality = quality.row(0, named=True)
+    line = (
+        f"{quality['distinct_explanation_share']:.0%} distinct texts, "
+        f"{quality['evidence_items_per_user'] or 0:.1f} history items cited per user"
+    )
+    if quality["llm_faithfulness"] is None:
+        return line
+    return line + f", {quality['llm_faithfulness']:.0%} of {quality['llm_citations']:,} LLM citations among the ALS top contributors"
+
+
 def publish_run_artifacts(settings: Settings, summary: dict[str, Any]) -> None:
     """Run summary, model metrics, a sample of explained recommendations and, for the llm ranker, its accounting."""
     key = f"recs-{settings.run_date.isoformat()}"
+    with db.connect(settings) as con:
+        metrics = db.frame(con, "report/model_metrics", {"model_version": summary["trained_version"]})
+        sample = db.frame(con, "report/sample", {"run_date": settings.run_date, "users": SAMPLE_USERS, "k": settings.k})
+        llm_accounting = db.frame(con, "llm/summary", {"run_date": settings.run_date}).cast(pl.String)
+        explanations = db.frame(con, "report/explanations", {"run_date": settings.run_date})
+        canary = db.frame(con, "gate/canary_rows", {"run_date": settings.run_date})
     stages = pl.DataFrame({"stage": list(summary["seconds"]), "seconds": list(summary["seconds"].values())})
     create_markdown_artifact(
         key=f"{key}-summary",
@@ -39,15 +59,14 @@ def publish_run_artifacts(settings: Settings, summary: dict[str, Any]) -> None:
             f"# Nightly run {settings.run_date}\n\n"
             f"- ingest: {summary['ingested']}\n"
             f"- model: {summary['model']} (serving `{summary['serving_version']}`)\n"
-            f"- candidates: {_counts(summary['candidates'])}\n- ranked rows by ranker: {_counts(summary['ranked'])}\n"
-            f"- published {summary['rows']} rows for {summary['users']} users to `{summary['published']}`\n\n"
+            f"- candidates: {_counts(summary['candidates'])}\n"
+            + (f"- {summary['llm_gate']}\n" if summary.get("llm_gate") else "")
+            + f"- ranked rows by ranker: {_counts(summary['ranked'])}\n"
+            f"- published {summary['rows']} rows for {summary['users']} users to `{summary['published']}`\n"
+            f"- explanations: {explanation_line(explanations)}\n\n"
             f"## Stage timings\n\n{markdown_table(stages)}\n"
         ),
     )
-    with db.connect(settings) as con:
-        metrics = db.frame(con, "report/model_metrics", {"model_version": summary["trained_version"]})
-        sample = db.frame(con, "report/sample", {"run_date": settings.run_date, "users": SAMPLE_USERS, "k": settings.k})
-        llm_accounting = db.frame(con, "llm/summary", {"run_date": settings.run_date}).cast(pl.String)
     create_markdown_artifact(
         key=f"{key}-model", description="Holdout metrics: new model vs the one serving before it vs popularity", markdown=markdown_table(metrics)
     )
@@ -58,3 +77,18 @@ def publish_run_artifacts(settings: Settings, summary: dict[str, Any]) -> None:
             description="LLM accounting: calls, cache hits, tokens, retries, 429s, fallbacks, latency",
             markdown=markdown_table(llm_accounting.unpivot(variable_name="measure", value_name="value")),
         )
+    if summary.get("llm_gate"):
+        create_markdown_artifact(
+            key=f"{key}-llm-gate",
+            description="LLM gate: NDCG@10 of ALS vs the LLM blends on held-out likes, and tonight's decision",
+            markdown=f"{summary['llm_gate']}\n\n{markdown_table(canary)}\n",
+        )
+
+
+def publish_report_artifact(settings: Settings, trend: pl.DataFrame) -> None:
+    """Tonight's beyond-accuracy figures next to the nights before (tasks/report.py)."""
+    create_markdown_artifact(
+        key=f"recs-{settings.run_date.isoformat()}-report",
+        description="Coverage, novelty, diversity, personalisation, churn, ranker mix and LLM cost: tonight vs the nights before",
+        markdown=f"# Report of {settings.run_date}\n\n{markdown_table(trend.sort('run_date', descending=True))}\n",
+    )

@@ -13,7 +13,7 @@ import typer
 from rich.console import Console
 
 from flows.parameters import EvalParameters, RunParameters
-from tasks.settings import RankerName, Settings, SplitName
+from tasks.settings import GateMode, RankerName, Settings, SplitName
 
 app = typer.Typer(
     help="explained-recs: nightly ALS + LLM recommendations with grounded explanations.",
@@ -62,6 +62,7 @@ def run(
     llm_tpm: Annotated[Optional[int], typer.Option(help="LLM tokens per minute at most (env RECS_LLM_TPM).")] = None,
     llm_concurrency: Annotated[Optional[int], typer.Option(help="LLM requests in flight at most (env RECS_LLM_CONCURRENCY).")] = None,
     llm_max_users: Annotated[Optional[int], typer.Option(help="Uncached users sent to the LLM per run at most, most changed first (env RECS_LLM_MAX_USERS).")] = None,
+    llm_gate: Annotated[Optional[GateMode], typer.Option(help="auto: a nightly canary decides whether the LLM beats ALS; on: always; off: no canary (env RECS_LLM_GATE).")] = None,
 ) -> None:
     """Run the nightly flow once: ingest, train, candidates, rank, publish."""
     from tasks.errors import RecsError
@@ -70,7 +71,7 @@ def run(
         params = RunParameters.checked(
             data=data, catalog=catalog, home=home, run_date=parse_date(run_date), ranker=ranker, k=k,
             n_candidates=n_candidates, replace_source=replace_source or None, llm_model=llm_model, llm_rpm=llm_rpm, llm_tpm=llm_tpm,
-            llm_concurrency=llm_concurrency, llm_max_users=llm_max_users,
+            llm_concurrency=llm_concurrency, llm_max_users=llm_max_users, llm_gate=llm_gate,
         )
         settings = params.settings()
         check_before_start(settings)
@@ -200,6 +201,61 @@ def evaluate(
     except RecsError as error:
         fail(error, 2)
     Console().print(render_table(metrics, title))
+
+
+def home_settings(home: Path | None) -> Settings:
+    """Settings of an existing home (flag, else RECS_HOME, else ./data)."""
+    from tasks.errors import SettingsError
+
+    try:
+        return Settings(**({"home": home} if home is not None else {}))
+    except ValueError as error:
+        raise SettingsError(str(error).splitlines()[0]) from None
+
+
+@app.command()
+def show(
+    user: Annotated[int, typer.Option(help="The user whose list to show.")],
+    run_date: Annotated[Optional[str], typer.Option(help="Published night, YYYY-MM-DD (default: the latest).")] = None,
+    home: Annotated[Optional[Path], typer.Option(help="Data home (env RECS_HOME, default ./data).")] = None,
+) -> None:
+    """One user's published list (rank, title, explanation, evidence titles, ranker) and the history items they liked most."""
+    from tasks.errors import RecsError
+    from tasks.show import render, user_night
+
+    try:
+        shown = user_night(home_settings(home), user, parse_date(run_date))
+    except RecsError as error:
+        fail(error, 2)
+    out = Console()
+    for table in render(shown):
+        out.print(table)
+
+
+@app.command()
+def report(
+    home: Annotated[Optional[Path], typer.Option(help="Data home (env RECS_HOME, default ./data).")] = None,
+    nights: Annotated[Optional[int], typer.Option(min=1, help="Latest nights in the trend (env RECS_REPORT_TREND_NIGHTS, default 7).")] = None,
+    plot: Annotated[Optional[Path], typer.Option(help="Write a PNG: each figure against the night, and the ranker mix.")] = None,
+) -> None:
+    """The nightly report's trend: coverage, novelty, diversity, personalisation, churn, ranker mix, LLM cost."""
+    from tasks import db
+    from tasks.errors import RecsError
+    from tasks.report import render_trend, trend, write_trend_plot
+    from tasks.show import NotFound, existing_home
+
+    try:
+        settings = home_settings(home)
+        existing_home(settings)
+        with db.connect(settings) as con:
+            rows = trend(con, None, nights or settings.report_trend_nights)
+        if rows.is_empty():
+            raise NotFound(f"no night reported in {settings.home} yet")
+    except RecsError as error:
+        fail(error, 2)
+    if plot is not None:
+        write_trend_plot(rows, plot)
+    Console().print(render_trend(rows, f"report of the last {rows.height} nights ({settings.home})"))
 
 
 if __name__ == "__main__":

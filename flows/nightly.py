@@ -1,4 +1,4 @@
-"""The nightly flow: ingest -> train -> candidates -> rank -> publish."""
+"""The nightly flow: ingest -> train -> candidates -> (llm gate) -> rank -> publish -> report."""
 
 from __future__ import annotations
 
@@ -11,16 +11,18 @@ from typing import Any, TypeVar
 from prefect import Flow, flow, get_run_logger, unmapped
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
-from flows.artifacts import publish_run_artifacts
+from flows.artifacts import publish_report_artifact, publish_run_artifacts
 from flows.parameters import RunParameters
 from tasks import progress, stop
 from tasks.candidates import candidates
-from tasks.errors import StageFailed
+from tasks.errors import StageFailed, describe
+from tasks.gate import gate, gated_settings
 from tasks.home import check_home, exclusive
 from tasks.ingest import ingest
 from tasks.llm_client import preflight
 from tasks.publish import Published, publish
 from tasks.rank import pending_batches, rank_batch
+from tasks.report import report
 from tasks.settings import Settings
 from tasks.train import train
 from tasks.validate import validate_inputs, validate_outputs
@@ -53,9 +55,11 @@ def nightly(params: RunParameters = RunParameters()) -> dict[str, Any]:
         input_checks = timed("check inputs", timings, lambda: validate_inputs(settings))
         trained = timed("train", timings, lambda: train(settings))
         candidate_counts = timed("candidates", timings, lambda: candidates(settings, trained.serving_version))
-        ranked = timed("rank", timings, lambda: rank_all(settings))
+        decision = timed("llm gate", timings, lambda: gate(settings)) if gated(settings) else None
+        ranked = timed("rank", timings, lambda: rank_all(gated_settings(settings, decision)))
         output_checks = timed("check outputs", timings, lambda: validate_outputs(settings))
         published: Published = timed("publish", timings, lambda: publish(settings))
+        report_after_publish(settings, timings)
 
         summary = {
             "run_date": settings.run_date.isoformat(),
@@ -66,6 +70,7 @@ def nightly(params: RunParameters = RunParameters()) -> dict[str, Any]:
             "serving_version": trained.serving_version,
             "candidates": candidate_counts,
             "ranked": ranked,
+            "llm_gate": str(decision) if decision else None,
             "output_checks": output_checks,
             "published": str(published.path),
             "users": published.users,
@@ -74,6 +79,20 @@ def nightly(params: RunParameters = RunParameters()) -> dict[str, Any]:
         }
         publish_run_artifacts(settings, summary)
     return summary
+
+
+def gated(settings: Settings) -> bool:
+    """An llm night runs the LLM gate unless it is turned off."""
+    return settings.ranker == "llm" and settings.llm_gate != "off"
+
+
+def report_after_publish(settings: Settings, timings: dict[str, float]) -> None:
+    """The night's report and its artifact; a failure here is a warning, never a failed published night."""
+    try:
+        tonight = timed("report", timings, lambda: report(settings))
+        publish_report_artifact(settings, tonight.trend)
+    except Exception as error:
+        get_run_logger().warning("the night is published, but its report failed: %s", describe(error))
 
 
 def rank_all(settings: Settings) -> dict[str, int]:

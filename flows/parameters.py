@@ -9,7 +9,7 @@ from typing import Annotated, Any, Self
 from pydantic import BaseModel, Field, ValidationError, WithJsonSchema
 
 from tasks.errors import SettingsError, one_line
-from tasks.settings import EVAL_LLM_USERS, RankerName, Settings, SplitName
+from tasks.settings import EVAL_LLM_USERS, GateMode, RankerName, Settings, SplitName
 
 
 def optional(schema: dict[str, Any]) -> WithJsonSchema:
@@ -23,6 +23,7 @@ OptionalText = Annotated[str | None, optional({"type": "string"})]
 OptionalCount = Annotated[int | None, optional({"type": "integer", "minimum": 1})]
 OptionalFlag = Annotated[bool | None, optional({"type": "boolean"})]
 OptionalRanker = Annotated[RankerName | None, optional({"type": "string", "enum": ["als", "llm"]})]
+OptionalGate = Annotated[GateMode | None, optional({"type": "string", "enum": ["auto", "on", "off"]})]
 
 
 class Checked(BaseModel):
@@ -65,6 +66,9 @@ class RunParameters(Checked):
     )
     llm_max_users: OptionalCount = Field(
         None, ge=1, description="Uncached users sent to the LLM per run at most (most changed first; the rest keep ALS order)."
+    )
+    llm_gate: OptionalGate = Field(
+        None, description="auto: the nightly canary decides whether the LLM beats ALS; on: always use it; off: no canary."
     )
 
 

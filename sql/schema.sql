@@ -184,6 +184,34 @@ CREATE TABLE IF NOT EXISTS llm_plan (
     PRIMARY KEY (run_date, user_id)
 );
 
+-- LLM quality gate (issue 13 §1): each night's canary, NDCG@10 of every order on held-out likes ...
+CREATE TABLE IF NOT EXISTS gate_canary (
+    run_date     DATE NOT NULL,
+    method       VARCHAR NOT NULL,   -- 'als' | 'blend' (LLM position weighted by blend_weight; 1 = LLM order)
+    blend_weight DOUBLE NOT NULL,    -- -1 for 'als'
+    users        INTEGER NOT NULL,
+    ndcg_at_10   DOUBLE NOT NULL,
+    mean_diff    DOUBLE NOT NULL,    -- mean paired difference to ALS
+    PRIMARY KEY (run_date, method, blend_weight)
+);
+
+-- ... and its decision: a rerun of the night reuses it (no canary calls).
+CREATE TABLE IF NOT EXISTS gate_runs (
+    run_date       DATE PRIMARY KEY,
+    open           BOOLEAN NOT NULL,   -- the rule: best blend beats ALS with confidence
+    chosen_weight  DOUBLE NOT NULL,
+    als_ndcg       DOUBLE NOT NULL,
+    best_ndcg      DOUBLE NOT NULL,
+    lower_bound    DOUBLE NOT NULL,    -- 5th percentile of the bootstrap means of (best - ALS)
+    users          INTEGER NOT NULL,
+    llm_users      INTEGER NOT NULL,   -- canary users the LLM ranked (the others fell back to ALS)
+    sent_users     INTEGER NOT NULL,   -- canary users with uncached calls (counted against llm_max_users)
+    model          VARCHAR NOT NULL,
+    prompt_version VARCHAR NOT NULL,
+    reason         VARCHAR NOT NULL,
+    decided_at     TIMESTAMP NOT NULL
+);
+
 -- Input contract (issue 12 §2, §6): files refused whole (nothing of them loaded) with the reason;
 -- loaded rows that were converted (e.g. millisecond epochs), counted per note; the source a home is built from.
 CREATE TABLE IF NOT EXISTS rejected_files (
@@ -240,3 +268,25 @@ END;
 -- A catalogue title as explanations and prompts show it: at most 80 characters, an ellipsis when cut.
 CREATE OR REPLACE TEMP MACRO display_title(title) AS
 CASE WHEN length(title) > 80 THEN rtrim(left(title, 79)) || '…' ELSE title END;
+
+-- Issue 15 §1: beyond-accuracy figures of each published night (one row per run_date, replaced on rerun).
+CREATE TABLE IF NOT EXISTS report_nights (
+    run_date              DATE PRIMARY KEY,
+    previous_run_date     DATE,               -- the published night churn is measured against
+    users                 BIGINT NOT NULL,
+    rows                  BIGINT NOT NULL,
+    catalog_items         BIGINT NOT NULL,
+    coverage              DOUBLE NOT NULL,    -- distinct recommended items / catalogue items
+    novelty               DOUBLE,             -- mean popularity rank (1 = most liked) of recommended items
+    diversity             DOUBLE,             -- 1 - mean pairwise genre Jaccard within a list, averaged over users
+    personalisation       DOUBLE,             -- 1 - mean pairwise cosine overlap of users' lists (sampled users)
+    churn                 DOUBLE,             -- share of a user's list not in the previous night's list, averaged
+    rows_als              BIGINT NOT NULL,
+    rows_llm              BIGINT NOT NULL,
+    rows_als_fallback     BIGINT NOT NULL,
+    rows_popular          BIGINT NOT NULL,
+    llm_prompt_tokens     BIGINT NOT NULL,    -- paid requests only (cache hits cost nothing)
+    llm_completion_tokens BIGINT NOT NULL,
+    llm_cost              DOUBLE NOT NULL,    -- tokens x llm_price_input/llm_price_output per 1M tokens
+    reported_at           TIMESTAMP NOT NULL
+);

@@ -16,16 +16,17 @@ from tasks.train import PAD, latest_ratings, load_model, popular_topk, to_matric
 
 def explain_batch(
     model: AlternatingLeastSquares, likes: sp.csr_matrix, user_rows: np.ndarray, item_rows: np.ndarray, top: int
-) -> np.ndarray:
-    """Per (user, candidate): the `top` liked items contributing most to the ALS score, best first.
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per (user, candidate): the `top` liked items contributing most to the ALS score, best first, and their contributions.
 
     The maths of implicit's `explain()` (Hu, Koren & Volinsky, section 5), solved once per user for
-    all its candidates at once. Returns item rows shaped (users, candidates, top), PAD where fewer
-    items contribute positively.
+    all its candidates at once. Returns item rows and contributions shaped (users, candidates, top),
+    PAD and 0 where fewer items contribute positively.
     """
     factors = model.item_factors
     base = factors.T @ factors + model.regularization * np.eye(factors.shape[1], dtype=factors.dtype)
     evidence = np.full((len(user_rows), item_rows.shape[1], top), PAD, dtype=np.int64)
+    strength = np.zeros(evidence.shape, dtype=np.float64)
     for n, (user, candidates) in enumerate(zip(user_rows, item_rows)):
         history = likes.indices[likes.indptr[user] : likes.indptr[user + 1]]
         confidence = likes.data[likes.indptr[user] : likes.indptr[user + 1]]
@@ -34,9 +35,35 @@ def explain_batch(
         weighted = np.linalg.solve(weights, factors[candidates].T)
         contribution = (history_factors @ weighted) * confidence[:, None]  # history x candidates
         best = top_rows(contribution, top)
-        positive = np.take_along_axis(contribution, best, axis=0) > 0
-        evidence[n, :, : best.shape[0]] = np.where(positive, history[best], PAD).T
-    return evidence
+        values = np.take_along_axis(contribution, best, axis=0)
+        evidence[n, :, : best.shape[0]] = np.where(values > 0, history[best], PAD).T
+        strength[n, :, : best.shape[0]] = np.maximum(values, 0).T
+    return evidence, strength
+
+
+def select_evidence(evidence: np.ndarray, strength: np.ndarray, min_share: float, closeness: float) -> np.ndarray:
+    """The evidence each explanation cites, in the order it names it (users x candidates x top, PAD-padded).
+
+    Keeps the items contributing at least `min_share` of the strongest one (an item that barely moved
+    the score is not cited), and leads with the item that the user's earlier candidates (ALS order)
+    led with least among those within `closeness` of the strongest: close contributions let a list
+    vary its reasons, a clearly stronger driver is always named first.
+    """
+    users, depth, top = evidence.shape
+    leads = np.full((users, depth), PAD, dtype=np.int64)
+    chosen = np.full(evidence.shape, PAD, dtype=np.int64)
+    positions = np.arange(top)
+    for j in range(depth):
+        items, values = evidence[:, j], strength[:, j]
+        strongest = values[:, :1]
+        kept = (items >= 0) & (values >= min_share * strongest)
+        close = kept & (values >= closeness * strongest)
+        times_led = (items[:, :, None] == leads[:, None, :j]).sum(axis=2)
+        lead = np.argmin(np.where(close, times_led, np.iinfo(np.int64).max), axis=1)  # ties: the stronger
+        leads[:, j] = items[np.arange(users), lead]
+        order = np.argsort(np.where(positions == lead[:, None], -1, np.where(kept, positions, top + positions)), axis=1)
+        chosen[:, j] = np.where(np.take_along_axis(kept, order, axis=1), np.take_along_axis(items, order, axis=1), PAD)
+    return chosen
 
 
 def top_rows(values: np.ndarray, top: int) -> np.ndarray:
@@ -49,9 +76,10 @@ def top_rows(values: np.ndarray, top: int) -> np.ndarray:
 
 
 def als_candidates(
-    model: AlternatingLeastSquares, likes: sp.csr_matrix, seen: sp.csr_matrix, user_rows: np.ndarray, n: int, top: int
+    model: AlternatingLeastSquares, likes: sp.csr_matrix, seen: sp.csr_matrix, user_rows: np.ndarray, n: int, settings: Settings
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(item rows, scores, evidence rows) of up to n best unseen items for each user row, PAD beyond a user's unseen items.
+    """(item rows, scores, evidence rows) of up to n best unseen items for each user row, PAD beyond a
+    user's unseen items; the evidence as `select_evidence` cites it.
 
     implicit pads a user with fewer unseen items than n with seen ones (scored about -3.4e38): they become PAD.
     """
@@ -60,8 +88,8 @@ def als_candidates(
         ids, scores = model.recommend(user_rows, seen[user_rows], N=n, filter_already_liked_items=True)
         ids, scores = np.atleast_2d(ids), np.atleast_2d(scores)
         ids = np.where(unseen(ids, seen[user_rows]), ids, PAD)
-        evidence = explain_batch(model, likes, user_rows, np.maximum(ids, 0), top)
-    return ids, scores, evidence
+        evidence, strength = explain_batch(model, likes, user_rows, np.maximum(ids, 0), settings.evidence_items)
+    return ids, scores, select_evidence(evidence, strength, settings.evidence_min_share, settings.evidence_closeness)
 
 
 def unseen(rows: np.ndarray, seen: sp.csr_matrix) -> np.ndarray:
@@ -111,7 +139,7 @@ def build_candidates(con, settings: Settings, serving_version: str) -> pl.DataFr
     data = to_matrices(ratings, model_users, model_items, settings.als_alpha)
     als_rows = np.flatnonzero(np.diff(data.likes.indptr) > 0)
 
-    rows, scores, evidence = als_candidates(model, data.likes, data.seen, als_rows, settings.n_candidates, settings.evidence_items)
+    rows, scores, evidence = als_candidates(model, data.likes, data.seen, als_rows, settings.n_candidates, settings)
     als = long_frame(model_users[als_rows], model_items, rows, scores, evidence, "als")
 
     all_users = db.frame(con, "candidates/users")["user_id"].to_numpy()

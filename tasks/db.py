@@ -67,8 +67,9 @@ def run(con: duckdb.DuckDBPyConnection, name: str, params: Mapping[str, Any] | N
 
 
 def view(con: duckdb.DuckDBPyConnection, name: str, sql_name: str, params: Mapping[str, Any] | None = None) -> None:
-    """`sql/<sql_name>.sql` (one SELECT) with its parameters bound, as the temp view `name`: read lazily by later statements."""
-    con.sql(sql(sql_name), params=dict(params or {})).create_view(name, replace=True)
+    """`sql/<sql_name>.sql` (one SELECT) with its parameters bound, as the temp view `name`: read lazily by later
+    statements (a TEMP VIEW cannot hold parameters; `create_view` would store a view in the database file)."""
+    con.register(name, con.sql(sql(sql_name), params=dict(params or {})))
 
 
 def scalar(con: duckdb.DuckDBPyConnection, name: str, params: Mapping[str, Any] | None = None) -> Any:

@@ -19,15 +19,18 @@ Rows (column `method`):
 - `als + als ranker`: the defaults model's candidates (tasks/candidates.py, with evidence) passed
   through the real `AlsRanker` (tasks/rank.py); it keeps ALS order, so it equals `als (defaults)`
   by construction; computing it through the production path checks exactly that;
-- `als + llm ranker`, `als + llm hybrid` (only with an LLM endpoint configured; otherwise status
-  "not run", values empty, never faked): the same candidates (30 per user from the defaults model,
-  seen items filtered, with evidence) stored in a throwaway DuckDB holding the catalogue and only
-  the interactions the model may know (every held-out pair removed, so the prompt's history never
-  shows the test set), then ranked by the real `LlmRanker` (tasks/llm_rank.py) exactly as in
-  production: `llm_blend_weight` 1.0 (pure LLM order, liked first) and the configured blend. LLM
-  calls cost money, so they run for a seeded sample of `llm_users` evaluated users (all when fewer),
-  next to `als (llm subset)`: the defaults model over the same users, for a fair side-by-side. The
-  hybrid prompts equal the ranker's, so it is answered from the LLM cache (no second set of calls).
+- `als + llm ranker`, `als + llm hybrid`, `als + llm gated hybrid` (only with an LLM endpoint
+  configured; otherwise status "not run", values empty, never faked): the same candidates (30 per
+  user from the defaults model, seen items filtered, with evidence) stored in a throwaway DuckDB
+  holding the catalogue and only the interactions the model may know (every held-out pair removed,
+  so the prompt's history never shows the test set), then ranked by the real `LlmRanker`
+  (tasks/llm_rank.py via tasks/held_out.py) exactly as in production: `llm_blend_weight` 1.0 (pure
+  LLM order), the configured blend, and what the nightly LLM gate (tasks/gate.py) would publish,
+  cross-fitted: each half of the users gets the blend the gate chooses on the other half, or ALS
+  order where it stays closed. LLM calls cost money, so they run for a seeded sample of
+  `llm_users` evaluated users (all when fewer), next to `als (llm subset)`: the defaults model over
+  the same users, for a fair side-by-side. The hybrid and the gated blends send the ranker's prompts,
+  so they are answered from the LLM cache (no second set of calls); the opt-in modes pay for theirs.
   Users the LLM could not rank keep ALS order (the ranker's fallback) and the status says how many
   and why; when every user fell back, or the ranker failed, the values stay empty with the reason.
 """
@@ -44,13 +47,11 @@ import numpy as np
 import polars as pl
 
 from tasks import db
-from tasks.candidates import (
-    long_frame,
-    als_candidates,
-    store_candidates,
-)
+from tasks.candidates import als_candidates, long_frame
 from tasks.db import connect
 from tasks.errors import InputError
+from tasks.gate import BLEND_WEIGHTS, gate_rule
+from tasks.held_out import held_out_candidates, item_rows, known_pairs, ndcg_per_user, rank_blends, stored_candidates
 from tasks.ingest import detect_source, ingest_source, resolve_source
 from tasks.metrics import CUTOFFS, hit_matrix, per_user_metrics, ranking_metrics
 from tasks.rank import AlsRanker
@@ -69,7 +70,12 @@ from tasks.train import (
 
 ORIGINAL_ALS = {"als_factors": 50, "als_regularization": 0.01, "als_iterations": 15, "als_alpha": 1.0}
 METRICS = ("precision", "recall", "dcg", "ndcg", "map")
-LLM_METHODS = ("als + llm ranker", "als + llm hybrid")
+VARIANT_METHODS = ("als + llm ranker", "als + llm hybrid", "als + llm hybrid, rationale-first", "als + llm hybrid, 3 permutations")
+LLM_VARIANTS = (  # the settings each LLM method changes; the prompts of the first two are the same (cached)
+    {"llm_blend_weight": 1.0, "llm_liked_first": True}, {}, {"llm_prompt_version": "rationale_v1"}, {"llm_permutations": 3},
+)
+GATED_METHOD = "als + llm gated hybrid"  # what the nightly LLM gate would publish (its blends: the plain prompt, cached)
+LLM_METHODS = (*VARIANT_METHODS, GATED_METHOD)
 LLM_BASELINE = "als (llm subset)"
 METHODS = ("popularity", "als (original 50f)", "als (defaults)", "als + als ranker", LLM_BASELINE, *LLM_METHODS)
 N_CANDIDATES = 30
@@ -149,9 +155,10 @@ def fit(holdout: Holdout, settings: Settings):
 def ranker_topn(model, holdout: Holdout, settings: Settings, depth: int) -> np.ndarray:
     """Candidates (with evidence) -> AlsRanker -> item rows per test user, as the nightly flow does it."""
     train = (holdout.train * settings.als_alpha).tocsr()
-    ids, scores, evidence = als_candidates(model, train, holdout.seen, holdout.users, N_CANDIDATES, settings.evidence_items)
+    ids, scores, evidence = als_candidates(model, train, holdout.seen, holdout.users, N_CANDIDATES, settings)
     frame = long_frame(holdout.users, np.arange(holdout.train.shape[1]), ids, scores, evidence, "als").with_columns(
         evidence_titles=pl.col("evidence_item_ids").list.eval(pl.element().cast(pl.String)),
+        shared_genre=pl.lit(None, dtype=pl.String),
         model_version=pl.lit("eval"),
     )
     ranked = AlsRanker().rank(frame, depth)
@@ -205,47 +212,78 @@ def llm_topn(
 
     The defaults model's candidates of the users at `positions` go into a throwaway DuckDB that holds
     the catalogue and only the pairs the model may know (`holdout.seen`: the held-out ones deleted),
-    so `LlmRanker` reads candidates, titles, evidence and history exactly as in production without
-    ever seeing the test set."""
-    from tasks.llm_client import redact
+    then the real `LlmRanker` ranks them without ever seeing the test set, once per LLM_VARIANTS entry
+    and at the gate's blend weights (tasks/held_out.py; `gated_rows`), every plain-prompt ranking after
+    the first answered from the LLM cache."""
     from tasks.llm_rank import LlmRanker
 
     user_rows = holdout.users[positions]
-    train = (holdout.train * settings.als_alpha).tocsr()
-    ids, scores, evidence = als_candidates(model, train, holdout.seen, user_rows, N_CANDIDATES, settings.evidence_items)
-    items = holdout.item_ids
-    frame = long_frame(holdout.user_ids[user_rows], items, ids, scores, evidence, "als")
-    seen = holdout.seen.tocoo()
-    known = pl.DataFrame({"user_id": holdout.user_ids[seen.row], "item_id": items[seen.col]})
+    frame = held_out_candidates(model, (holdout.train * settings.als_alpha).tocsr(), holdout, user_rows,
+                                settings.model_copy(update={"n_candidates": N_CANDIDATES}))
     out: dict[str, tuple[np.ndarray | None, str]] = {}
     with tempfile.TemporaryDirectory(prefix="recs-eval-llm-") as tmp:
         base = settings.model_copy(update={"home": Path(tmp), "llm_max_users": None})  # llm_users is the cap here
         with connect(base) as con:
             ingest_into(con, data, settings, Path(tmp))
-            with db.registered(con, "eval_known", known):
+            with db.registered(con, "eval_known", known_pairs(holdout)):
                 db.run(con, "evaluate/keep_known_pairs")
-            store_candidates(con, frame, base, "eval")
-            candidates = db.frame(con, "rank/batch_candidates",
-                                  {"run_date": base.run_date, "user_ids": holdout.user_ids[user_rows].tolist()})
-        variants = {LLM_METHODS[0]: {"llm_blend_weight": 1.0, "llm_liked_first": True}, LLM_METHODS[1]: {}}
-        for method, update in variants.items():  # the same prompts: the hybrid is answered from the LLM cache
+            candidates = stored_candidates(con, frame, base, "eval")
+        for method, update in zip(VARIANT_METHODS, LLM_VARIANTS):
             try:
                 ranked = LlmRanker(base.model_copy(update=update)).rank(candidates, depth)
             except Exception as error:  # noqa: BLE001 - the row says why it has no values
-                reason = f"{type(error).__name__}: {error}"
-                out[method] = (None, "failed: " + redact(reason, settings))
+                out[method] = (None, failure(error, settings))
                 continue
-            fell_back = ranked.filter(pl.col("ranker") != "llm").unique("user_id", maintain_order=True)
-            why = f" ({fell_back['fallback_reason'][0]})" if fell_back.height else ""
-            if fell_back.height == len(user_rows):
-                out[method] = (None, f"failed: all {len(user_rows)} users fell back to ALS order{why}")
-                continue
-            recommended = np.full((len(holdout.users), depth), PAD, dtype=np.int64)
-            rows = np.searchsorted(holdout.users, np.searchsorted(holdout.user_ids, ranked["user_id"].to_numpy()))
-            recommended[rows, ranked["rank"].to_numpy() - 1] = np.searchsorted(items, ranked["item_id"].to_numpy())
-            status = f"ok: {fell_back.height} of {len(user_rows)} users kept ALS order{why}" if fell_back.height else "ok"
-            out[method] = (recommended, status)
+            usable, status = llm_status(ranked, len(user_rows))
+            out[method] = (item_rows(ranked, holdout, depth) if usable else None, status)
+        try:
+            blends = rank_blends(base, candidates, BLEND_WEIGHTS, depth)
+        except Exception as error:  # noqa: BLE001 - the row says why it has no values
+            out[GATED_METHOD] = (None, failure(error, settings))
+            return out
+    usable, status = llm_status(blends[1.0], len(user_rows))
+    if not usable:
+        out[GATED_METHOD] = (None, status)
+        return out
+    als = item_rows(AlsRanker().rank(candidates, depth), holdout, depth)
+    lists = {w: item_rows(r, holdout, depth) for w, r in blends.items()}
+    gated, note = gated_rows(als, lists, holdout, positions, settings.split_seed)
+    out[GATED_METHOD] = (gated, f"{status}; {note}")
     return out
+
+
+def failure(error: Exception, settings: Settings) -> str:
+    """The status of an LLM row whose ranker failed (the key redacted)."""
+    from tasks.llm_client import redact
+
+    return "failed: " + redact(f"{type(error).__name__}: {error}", settings)
+
+
+def llm_status(ranked: pl.DataFrame, n_users: int) -> tuple[bool, str]:
+    """Whether an LLM row has values (not every user fell back to ALS order) and its status."""
+    fell_back = ranked.filter(pl.col("ranker") != "llm").unique("user_id", maintain_order=True)
+    why = f" ({fell_back['fallback_reason'][0]})" if fell_back.height else ""
+    if fell_back.height == n_users:
+        return False, f"failed: all {n_users} users fell back to ALS order{why}"
+    return True, f"ok: {fell_back.height} of {n_users} users kept ALS order{why}" if fell_back.height else "ok"
+
+
+def gated_rows(als: np.ndarray, lists: dict[float, np.ndarray], holdout: Holdout, positions: np.ndarray,
+               seed: int) -> tuple[np.ndarray, str]:
+    """What the nightly gate would publish, cross-fitted: the users at `positions` are cut into two seeded
+    halves; each half gets the blend the gate (tasks/gate.py) chooses on the other half, or ALS order when
+    it stays closed there. Returns the item rows and which weight each half got."""
+    halves = np.array_split(np.random.default_rng((seed, 3)).permutation(positions), 2)
+    out, notes = als.copy(), []
+    for half, other in ((halves[0], halves[1]), (halves[1], halves[0])):
+        if len(other) == 0:
+            continue
+        verdict = gate_rule(ndcg_per_user(als, holdout, other), {w: ndcg_per_user(lists[w], holdout, other) for w in BLEND_WEIGHTS},
+                            seed)
+        if verdict.open:
+            out[half] = lists[verdict.weight][half]
+        notes.append(f"blend {verdict.weight:g}" if verdict.open else "als (gate closed)")
+    return out, "gate chose on the other half: " + ", ".join(notes)
 
 
 def evaluate_dataset(
@@ -400,7 +438,8 @@ def protocol(data: Path | None, settings: Settings, sample_users: int | None, se
     fixed = split != "random"
     llm = ({"endpoint": "configured", "model": settings.llm_model, "prompt_version": settings.llm_prompt_version,
             "users": f"seeded sample of at most {llm_users} evaluated users" if llm_users else "all evaluated users",
-            "ranker_blend_weight": 1.0, "hybrid_blend_weight": settings.llm_blend_weight}
+            "ranker_blend_weight": 1.0, "hybrid_blend_weight": settings.llm_blend_weight,
+            "gated_hybrid": "the LLM gate's rule (tasks/gate.py) on one half of the users decides the other half's order"}
            if llm_configured(settings) else "not run: no LLM endpoint configured")
     return {
         "data": str(data) if data is not None else "built-in generated dataset",

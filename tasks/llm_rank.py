@@ -42,6 +42,8 @@ PROMPTS_DIR = Path(__file__).resolve().parent.parent / "prompts"
 RECIPE_HISTORY = 300  # the original recipe: up to 300 history titles ...
 RECIPE_CALLS, RECIPE_PER_CALL = 3, 10  # ... and candidates in 3 calls of 10
 RECIPE_PROMPT = "rank_v1"  # ... with the first prompt's instructions (a fixed baseline for every version)
+ITEM_FIELDS = ("id", "like", "explanation", "evidence")  # the answer's fields per candidate, classic order
+PROFILE, PROFILE_CHARS = "profile", 400  # rationale-first prompts: the taste profile written before the ranking
 ID_TOKEN = re.compile(r"\b([hc]\d+)\b")
 FENCE = re.compile(r"```(?:json)?\s*(.*?)```", re.DOTALL)
 
@@ -72,23 +74,34 @@ def fence(data: dict[str, Any]) -> str:
     return json.dumps(data, ensure_ascii=False, separators=(",", ":")).replace("<", "\\u003c").replace(">", "\\u003e")
 
 
-def ranking_schema(candidate_ids: list[str], liked_ids: list[str], max_chars: int, max_evidence: int) -> dict[str, Any]:
-    """The answer's JSON schema. Ids are enums of the ids in the prompt, so a server that decodes
-    under the schema (llama.cpp's grammar, OpenAI strict mode) cannot invent or misspell one."""
+def answer_fields(prompt: dict[str, str]) -> tuple[str, ...]:
+    """The answer's fields in the order the model writes them: the prompt's `answer` section (e.g.
+    "profile, id, explanation, evidence, like" for rationale first), else ITEM_FIELDS."""
+    fields = tuple(name.strip() for name in prompt.get("answer", ", ".join(ITEM_FIELDS)).split(","))
+    if sorted(set(fields) - {PROFILE}) != sorted(ITEM_FIELDS) or len(set(fields)) != len(fields):
+        raise ValueError(f"answer section {fields}: needs each of {ITEM_FIELDS} once, optionally {PROFILE!r}")
+    return fields
+
+
+def ranking_schema(candidate_ids: list[str], liked_ids: list[str], max_chars: int, max_evidence: int,
+                   fields: tuple[str, ...] = ITEM_FIELDS) -> dict[str, Any]:
+    """The answer's JSON schema, its properties in `fields` order (a server decoding under the schema
+    generates them in that order: rationale before decision). Ids are enums of the ids in the prompt, so
+    such a server (llama.cpp's grammar, OpenAI strict mode) cannot invent or misspell one."""
     evidence = {"type": "string", "enum": liked_ids} if liked_ids else {"type": "string"}
-    item = {
-        "type": "object",
-        "properties": {
-            "id": {"type": "string", "enum": candidate_ids},
-            "like": {"type": "boolean"},
-            "explanation": {"type": "string", "maxLength": max_chars},
-            "evidence": {"type": "array", "items": evidence, "maxItems": max_evidence if liked_ids else 0},
-        },
-        "required": ["id", "like", "explanation", "evidence"],
-        "additionalProperties": False,
+    properties = {
+        "id": {"type": "string", "enum": candidate_ids},
+        "like": {"type": "boolean"},
+        "explanation": {"type": "string", "maxLength": max_chars},
+        "evidence": {"type": "array", "items": evidence, "maxItems": max_evidence if liked_ids else 0},
     }
-    ranking = {"type": "array", "items": item, "maxItems": len(candidate_ids)}
-    return {"type": "object", "properties": {"ranking": ranking}, "required": ["ranking"], "additionalProperties": False}
+    item_fields = [name for name in fields if name != PROFILE]
+    item = {"type": "object", "properties": {name: properties[name] for name in item_fields},
+            "required": item_fields, "additionalProperties": False}
+    answer = {PROFILE: {"type": "string", "maxLength": PROFILE_CHARS},
+              "ranking": {"type": "array", "items": item, "maxItems": len(candidate_ids)}}
+    top = [name for name in fields if name == PROFILE] + ["ranking"]
+    return {"type": "object", "properties": {name: answer[name] for name in top}, "required": top, "additionalProperties": False}
 
 
 # ------------------------------------------------------------------ parsing
@@ -154,7 +167,7 @@ class UserContext:
     n_disliked: int
     genres: list[str]
     recipe_titles: list[str]
-    order: list[int]  # presentation order (indices into candidates)
+    orders: list[list[int]]  # presentation orders (indices into candidates), one per permutation
 
     def cid(self, index: int) -> str:
         return f"c{index + 1}"
@@ -189,6 +202,7 @@ class LlmRanker:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.prompt = load_prompt(settings.llm_prompt_version)
+        self.fields = answer_fields(self.prompt)
 
     # -------------------------------------------------------------- entry point
 
@@ -267,8 +281,10 @@ class LlmRanker:
         s = self.settings
         out = []
         for chunk in self._chunks(context):
-            schema = ranking_schema([context.cid(i) for i in chunk], list(context.liked), s.llm_explanation_chars, s.evidence_items)
-            max_tokens = 64 + -(-len(chunk) * (s.llm_explanation_chars + 60 + 8 * s.evidence_items) // 4)
+            schema = ranking_schema([context.cid(i) for i in chunk], list(context.liked), s.llm_explanation_chars,
+                                    s.evidence_items, self.fields)
+            profile = PROFILE_CHARS if PROFILE in self.fields else 0
+            max_tokens = 64 + -(-(profile + len(chunk) * (s.llm_explanation_chars + 60 + 8 * s.evidence_items)) // 4)
             out.append((chunk, self._messages(context, chunk), schema, max_tokens))
         return out
 
@@ -349,15 +365,14 @@ class LlmRanker:
         liked = {f"h{n + 1}": entry for n, entry in enumerate(history["liked"])}
         disliked = {f"h{len(liked) + n + 1}": entry for n, entry in enumerate(history["disliked"])}
         rows = frame.to_dicts()
-        order = list(range(len(rows)))
-        if self.settings.llm_shuffle_seed is not None:
-            random.Random(f"{self.settings.llm_shuffle_seed}:{user_id}").shuffle(order)
         return UserContext(user_id, rows, liked, disliked, history["n_liked"], history["n_disliked"],
-                           list(history["top_genres"] or []), list(history["recipe_titles"] or []), order)
+                           list(history["top_genres"] or []), list(history["recipe_titles"] or []),
+                           presentation_orders(len(rows), user_id, self.settings))
 
     def _chunks(self, context: UserContext) -> list[list[int]]:
-        size = self.settings.llm_candidates_per_call or len(context.order)
-        return [context.order[i : i + size] for i in range(0, len(context.order), size)]
+        """The candidates of each call: every permutation cut into llm_candidates_per_call pieces."""
+        size = self.settings.llm_candidates_per_call or len(context.candidates) or 1
+        return [order[i : i + size] for order in context.orders for i in range(0, len(order), size)]
 
     def _data(self, context: UserContext, chunk: list[int]) -> str:
         """Every catalogue-derived string of the prompt (genres, titles), fenced: nothing of the catalogue goes elsewhere."""
@@ -389,9 +404,12 @@ class LlmRanker:
 
     def _rank_user(self, client: LlmClient, k: int, context: UserContext, frame: pl.DataFrame,
                    stats: UserStats, attempts: list[Attempt]) -> UserResult:
+        """Each call's order becomes positions 1 (first) .. 0 (last); over permutations the mean position
+        (a Borda count), the majority's like, and the first usable explanation of each candidate."""
         stats.recipe_tokens_est = self.recipe_tokens(context)
-        position: dict[int, float] = {}
-        picks: dict[int, tuple[bool, str | None, list[int]]] = {}
+        positions: dict[int, list[float]] = {}
+        likes: dict[int, list[bool]] = {}
+        picks: dict[int, tuple[str | None, list[int]]] = {}
         for chunk, messages, schema, max_tokens in self._requests(context):
             stats.prompt_tokens_est += sum(estimate_tokens(m["content"]) for m in messages)
             answer = client.complete(messages, schema, max_tokens)
@@ -408,9 +426,13 @@ class LlmRanker:
                 ordered = self._repair(context, chunk, answer.content, answer.refusal, stats)
             last = max(1, len(ordered) - 1)
             for n, (index, like, explanation, evidence) in enumerate(ordered):
-                position[index] = 1.0 - n / last if len(ordered) > 1 else 1.0
-                picks[index] = (like, explanation, evidence)
-        rows = self._final_rows(context, frame, k, position, picks, stats)
+                positions.setdefault(index, []).append(1.0 - n / last if len(ordered) > 1 else 1.0)
+                likes.setdefault(index, []).append(like)
+                if picks.get(index, (None,))[0] is None:
+                    picks[index] = (explanation, evidence)
+        position = {index: sum(values) / len(values) for index, values in positions.items()}
+        liked = {index: 2 * sum(votes) >= len(votes) for index, votes in likes.items()}
+        rows = self._final_rows(context, frame, k, position, liked, picks, stats)
         return UserResult(rows, stats, "llm", None, attempts)
 
     def _repair(self, context: UserContext, chunk: list[int], content: str | None, refusal: str | None,
@@ -469,13 +491,14 @@ class LlmRanker:
         return "".join([*out, text[at:]])
 
     def _final_rows(self, context: UserContext, frame: pl.DataFrame, k: int, position: dict[int, float],
-                    picks: dict[int, tuple[bool, str | None, list[int]]], stats: UserStats) -> pl.DataFrame:
+                    liked: dict[int, bool], picks: dict[int, tuple[str | None, list[int]]], stats: UserStats) -> pl.DataFrame:
         s = self.settings
         scores = [c["als_score"] for c in context.candidates]
         low, high = min(scores), max(scores)
         rows = []
         for index, candidate in enumerate(context.candidates):
-            like, explanation, evidence = picks.get(index, (False, None, []))
+            like = liked.get(index, False)
+            explanation, evidence = picks.get(index, (None, []))
             als_norm = (candidate["als_score"] - low) / (high - low) if high > low else 1.0
             blend = s.llm_blend_weight * position.get(index, 0.0) + (1 - s.llm_blend_weight) * als_norm
             if explanation is None:
@@ -533,6 +556,21 @@ class LlmRanker:
             line = ", ".join(f"{key}={value:.3g}" if isinstance(value, float) else f"{key}={value}"
                              for key, value in summary.row(0, named=True).items())
             logger.info(redact(f"llm accounting so far: {line}", self.settings))
+
+
+def presentation_orders(n: int, user_id: int, settings: Settings) -> list[list[int]]:
+    """The candidate orders (indices, ALS order = identity) one user's prompts present: the first is ALS
+    order or the llm_shuffle_seed shuffle; llm_permutations - 1 more seeded shuffles against position bias."""
+    orders = []
+    for permutation in range(settings.llm_permutations):
+        order = list(range(n))
+        seed = settings.llm_shuffle_seed
+        if permutation:
+            random.Random(f"{seed or 0}:{user_id}:{permutation}").shuffle(order)
+        elif seed is not None:
+            random.Random(f"{seed}:{user_id}").shuffle(order)
+        orders.append(order)
+    return orders
 
 
 def run_logger() -> logging.Logger | logging.LoggerAdapter:

@@ -12,7 +12,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from prefect import task
 
-from tasks import db
+from tasks import db, dictionary
 from tasks.errors import RecsError, retry_unless_expected
 from tasks.settings import Settings
 
@@ -48,6 +48,7 @@ def write_atomically(table: pa.Table, target: Path, staging_dir: Path) -> None:
 
 def publish_run(con, settings: Settings) -> Published:
     table = con.sql(db.sql("publish/recommendations"), params={"run_date": settings.run_date, "k": settings.k}).to_arrow_table()
+    table = table.replace_schema_metadata((table.schema.metadata or {}) | dictionary.parquet_metadata())
     if table.num_rows == 0:
         raise NothingToPublish(f"nothing to publish for {settings.run_date}: no ranked rows")
     target = partition_dir(settings.recommendations_dir, settings.run_date) / PARTITION_FILE
@@ -65,6 +66,7 @@ def publish_run(con, settings: Settings) -> Published:
         },
     )
     con.execute(db.sql("views"))
+    dictionary.comment_home(con)
     return Published(target, users, table.num_rows)
 
 

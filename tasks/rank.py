@@ -30,21 +30,30 @@ class Ranker(Protocol):
 
 
 def grounded_explanation() -> pl.Expr:
-    """"Because you liked A, B and C." from the evidence titles; popular items say why instead."""
-    titles = pl.col("evidence_titles")
+    """The explanation from the evidence titles, lead item first, and the genre the item shares with it:
+    "Shares Comedy with A; you also liked B and C." or "Because you liked A, B and C." without a shared
+    genre. Popular items say why instead."""
+    titles, genre = pl.col("evidence_titles"), pl.col("shared_genre")
     n = titles.list.len()
-    listed = (
-        pl.when(n == 1)
-        .then(titles.list.first())
-        .otherwise(titles.list.slice(0, n - 1).list.join(", ") + " and " + titles.list.last())
-    )
+    lead, rest = titles.list.first(), titles.list.slice(1)
     return (
         pl.when(pl.col("source") == "popular")
         .then(pl.lit("One of the most liked titles overall; rate a few titles for personal picks."))
         .when(n == 0)
         .then(pl.lit("Fits the overall pattern of your ratings."))
-        .otherwise(pl.lit("Because you liked ") + listed + pl.lit("."))
+        .when(genre.is_not_null() & (n == 1))
+        .then(pl.format("Shares {} with {}, which you liked.", genre, lead))
+        .when(genre.is_not_null())
+        .then(pl.format("Shares {} with {}; you also liked {}.", genre, lead, spoken_list(rest)))
+        .otherwise(pl.format("Because you liked {}.", spoken_list(titles)))
     )
+
+
+def spoken_list(titles: pl.Expr) -> pl.Expr:
+    """["A", "B", "C"] -> "A, B and C"."""
+    n = titles.list.len()
+    head = titles.list.slice(0, n - 1).list.join(", ")
+    return pl.when(n == 1).then(titles.list.first()).otherwise(pl.format("{} and {}", head, titles.list.last()))
 
 
 class AlsRanker:

@@ -11,6 +11,7 @@ from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 RankerName = Literal["als", "llm"]
+GateMode = Literal["auto", "on", "off"]
 SplitName = Literal["random", "ua", "ub"]  # evaluation holdouts: the original 90/10, MovieLens fixed splits
 EVAL_LLM_USERS = 100  # users the evaluation's LLM rows are computed on by default (LLM calls cost money)
 
@@ -46,6 +47,12 @@ class Settings(BaseSettings):
     task_runner: Literal["threads", "dask"] = Field("threads", description="Runs the rank tasks: threads or Dask.")
     dask_address: str | None = Field(None, description="Scheduler of an existing Dask cluster; empty: a local one.")
     evidence_items: int = Field(3, ge=1, le=10, description="History items cited per explanation at most.")
+    evidence_min_share: float = Field(
+        0.5, gt=0, le=1, description="A history item is cited only if it contributes at least this share of the strongest one."
+    )
+    evidence_closeness: float = Field(
+        0.8, gt=0, le=1, description="Items contributing within this share of the strongest may lead an explanation (varies a user's list)."
+    )
 
     # ALS and its evaluation
     als_factors: int = Field(16, ge=2, description="Latent factors (tuned on ML-100k validation splits, bench/tune_als.py).")
@@ -89,6 +96,9 @@ class Settings(BaseSettings):
     llm_arrival_margin_seconds: float = Field(
         1.0, ge=0, description="A request reaches the provider's rate limit within this long after it is sent: its"
         " llm_rpm/llm_tpm window starts then (or at its response, if sooner), not a whole latency later.",
+    )
+    llm_permutations: int = Field(
+        1, ge=1, le=10, description="Candidate orders ranked per user, aggregated by mean position (Borda); each one costs its calls."
     )
     llm_rate_window_seconds: float = Field(60.0, gt=0, description="Window of llm_rpm / llm_tpm (60 s; smaller in tests).")
     llm_deadline_seconds: float = Field(120.0, gt=0, description="Give up on one request (with retries) after this long.")
@@ -134,6 +144,18 @@ class Settings(BaseSettings):
         "als", description="Circuit open: rank the remaining users with ALS (als) or fail the run (fail)."
     )
     progress_seconds: float = Field(10.0, gt=0, description="Seconds between progress lines while ranking.")
+
+    # LLM quality gate (issue 13 §1): the LLM is used only where it beats ALS on held-out likes
+    llm_gate: GateMode = Field(
+        "auto", description="auto: a nightly canary decides; on: always publish the LLM (canary recorded); off: no canary."
+    )
+    gate_users: int = Field(200, ge=1, description="Held-out users the nightly canary ranks with the LLM (seeded by split_seed).")
+
+    # nightly report (issue 15 §1)
+    llm_price_input: float = Field(0.0, ge=0, description="Price of 1M prompt tokens (the report's LLM cost per night).")
+    llm_price_output: float = Field(0.0, ge=0, description="Price of 1M completion tokens (the report's LLM cost per night).")
+    report_sample_users: int = Field(500, ge=2, description="Users whose lists are compared pairwise for personalisation (a fixed sample).")
+    report_trend_nights: int = Field(7, ge=1, description="Nights in the report's trend (artifact and `recs report`): tonight and the ones before.")
 
     @model_validator(mode="after")
     def _possible(self) -> Settings:

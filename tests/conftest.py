@@ -9,6 +9,7 @@ from pathlib import Path
 from isolated_env import isolate_environment
 
 isolate_environment("recs-prefect-")
+os.environ["RECS_LLM_GATE"] = "off"  # LLM tests keep their behaviour and cost; tests/test_gate.py turns the gate on
 
 import pytest  # noqa: E402
 

@@ -52,6 +52,7 @@ from __future__ import annotations
 import collections
 import json
 import math
+import random
 import re
 import socket
 import sys
@@ -248,12 +249,92 @@ def _ranking_behaviour(name: str, edit: RankingEdit = lambda r: r, wrap: Content
     return Behaviour(name, respond)
 
 
+# ---------------------------------------------------------------- brains that know the truth
+
+
+class TrueRatings:
+    """Every (user_id, title, rating) a test knows; a prompt's user is the one whose rated titles hold
+    all the prompt's history titles (liked and disliked)."""
+
+    def __init__(self, rows: Iterable[tuple[int, str, float]]) -> None:
+        self.ratings: dict[int, dict[str, float]] = collections.defaultdict(dict)
+        self.users_by_title: dict[str, set[int]] = collections.defaultdict(set)
+        for user, title, rating in rows:
+            self.ratings[user][title] = float(rating)
+            self.users_by_title[title].add(user)
+
+    def user_of(self, data: Mapping[str, Any]) -> int | None:
+        titles = [e.get("title", "") for key in ("liked", "disliked") for e in data.get(key) or []]
+        if not titles:
+            return None
+        users = set.intersection(*(self.users_by_title.get(t, set()) for t in titles))
+        return min(users) if users else None
+
+    def of(self, data: Mapping[str, Any]) -> dict[str, float]:
+        """Candidate id -> the prompt's user's true rating of it (0 where unknown)."""
+        user = self.user_of(data)
+        known = self.ratings.get(user, {}) if user is not None else {}
+        return {c["id"]: known.get(c.get("title", ""), 0.0) for c in data["candidates"]}
+
+
+Judge = Callable[[dict[str, float], random.Random], list[tuple[str, bool]]]
+
+
+def _truth_behaviour(name: str, truth: TrueRatings, judge: Judge, seed: int) -> Behaviour:
+    """Answer with `judge`'s (id, like) order of the candidates' true ratings; each entry grounded like the
+    correct brain's. Seeded per user and candidate set: the same prompt gets the same answer."""
+    def respond(body: Mapping[str, Any]) -> Reply:
+        if _max_tokens(body) == 1:
+            return completion_reply(body, "OK")
+        data = parse_ranking_data(body)
+        entries = {entry["id"]: entry for entry in correct_ranking(data)}
+        ratings = truth.of(data)
+        rng = random.Random(f"{seed}:{truth.user_of(data)}:{sorted(ratings)}")
+        ranking = [{**entries[i], "like": like} for i, like in judge(ratings, rng)]
+        return completion_reply(body, ranking_content(ranking))
+    return Behaviour(name, respond)
+
+
+def knows_ratings(rows: Iterable[tuple[int, str, float]], noise: float = 0.0, seed: int = 0,
+                  like_above: float = 3.0) -> Behaviour:
+    """A brain that knows every true rating (``rows`` of (user_id, title, rating)): candidates ordered by
+    the prompt's user's rating plus Gaussian noise of sd ``noise`` (unknown ratings count 0, ties keep
+    the prompt's order), liked when that noisy rating is above ``like_above``."""
+    def judge(ratings: dict[str, float], rng: random.Random) -> list[tuple[str, bool]]:
+        noisy = {i: r + rng.gauss(0, noise) if noise else r for i, r in ratings.items()}
+        return [(i, noisy[i] > like_above) for i in sorted(ratings, key=lambda i: -noisy[i])]
+    return _truth_behaviour(f"knows_ratings({noise})", TrueRatings(rows), judge, seed)
+
+
+def worst_first(rows: Iterable[tuple[int, str, float]]) -> Behaviour:
+    """A brain that ranks the candidates in reverse of the truth (``rows`` as for knows_ratings): the
+    user's best-rated candidates last, the first half liked."""
+    def judge(ratings: dict[str, float], rng: random.Random) -> list[tuple[str, bool]]:
+        order = sorted(ratings, key=lambda i: ratings[i])
+        return [(i, n < (len(order) + 1) // 2) for n, i in enumerate(order)]
+    return _truth_behaviour("worst_first", TrueRatings(rows), judge, 0)
+
+
 # ---------------------------------------------------------------- behaviours
 
 
 def correct() -> Behaviour:
     """The default brain: a complete, well-grounded ranking."""
     return _ranking_behaviour("correct")
+
+
+def schema_ordered() -> Behaviour:
+    """Like a server decoding under the request's JSON schema: the correct ranking, every object's
+    keys written in the schema's property order, and a taste profile where the schema asks for one."""
+    def respond(body: Mapping[str, Any]) -> Reply:
+        if _max_tokens(body) == 1:
+            return completion_reply(body, "OK")
+        schema = body["response_format"]["json_schema"]["schema"]
+        item_keys = list(schema["properties"]["ranking"]["items"]["properties"])
+        answer = {"profile": "Enjoys what the liked titles share; avoids what the disliked ones do.",
+                  "ranking": [{key: entry[key] for key in item_keys} for entry in correct_ranking(parse_ranking_data(body))]}
+        return completion_reply(body, json.dumps({key: answer[key] for key in schema["properties"]}))
+    return Behaviour("schema_ordered", respond)
 
 
 def rate_limited(retry_after: float) -> Behaviour:

@@ -7,8 +7,10 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from datetime import date, datetime, timezone
 from zoneinfo import ZoneInfo
 from pathlib import Path
@@ -23,6 +25,7 @@ from prefect.client.schemas.filters import (
     FlowRunFilterStateType,
 )
 from prefect.client.schemas.objects import StateType
+from prefect.blocks.notifications import CustomWebhookNotificationBlock
 from prefect.states import Scheduled
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
@@ -115,7 +118,7 @@ def test_deployments_run_on_schedule_and_from_the_ui_form_publish_and_leave_arti
     methods = {row["method"] for row in json.loads((tmp_path / "eval.json").read_text())["rows"] if row["value"] is not None}
     assert {"popularity", "als (defaults)"} <= methods
     assert (partition_dir(tmp_path / "recommendations", date(2026, 11, 20)) / "data.parquet").exists()
-    assert {"recs-2026-11-20-summary", "recs-2026-11-20-model", "recs-2026-11-20-sample"} <= artifacts
+    assert {"recs-2026-11-20-summary", "recs-2026-11-20-model", "recs-2026-11-20-sample", "recs-2026-11-20-report"} <= artifacts
     assert scheduled_finished.state.is_completed(), scheduled_finished.state
     assert (partition_dir(nightly_home / "recommendations", date.today()) / "data.parquet").exists()
 
@@ -141,3 +144,55 @@ def due_now(client, runs: list):
     assert run.expected_start_time.astimezone(ZoneInfo("Europe/Berlin")).hour == 2, "at 02:00 Berlin time"
     client.set_flow_run_state(run.id, Scheduled(scheduled_time=datetime.now(timezone.utc)), force=True)
     return run
+
+
+class Receiver(ThreadingHTTPServer):
+    """A local HTTP endpoint that keeps every JSON body POSTed to it."""
+
+    def __init__(self) -> None:
+        self.bodies: list[dict] = []
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                receiver.bodies.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *args) -> None:
+                pass
+
+        super().__init__(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}/alerts"
+
+
+def test_a_failed_nightly_run_reaches_the_notification_block_of_the_repo_automation(prefect_api, tmp_path):
+    api, env = prefect_api
+    receiver = Receiver()
+    try:
+        with temporary_settings({PREFECT_API_URL: api}):
+            block_id = CustomWebhookNotificationBlock(
+                name="recs-alerts", url=receiver.url, json_data={"subject": "{{subject}}", "body": "{{body}}"}
+            ).save("recs-alerts")
+        automation = (REPO / "automations" / "nightly-failed.yaml").read_text()
+        filled = tmp_path / "nightly-failed.yaml"
+        filled.write_text(automation.replace("00000000-0000-0000-0000-000000000000", str(block_id)))
+        assert "Created automation 'nightly-recs failed'" in prefect_cli(env, "automation", "create", "--from-file", str(filled))
+
+        # in a process of its own: a flow run in this one would leave Prefect's events worker bound to this server
+        failed = subprocess.run([sys.executable, "-m", "flows.nightly"], cwd=REPO, capture_output=True, text=True, timeout=300,
+                                env=env | {"RECS_HOME": str(tmp_path / "home"), "RECS_DATA": str(tmp_path / "missing.csv")})  # fmt: skip
+        assert failed.returncode != 0 and "missing.csv does not exist" in failed.stderr + failed.stdout
+        deadline = time.monotonic() + 90
+        while not receiver.bodies and time.monotonic() < deadline:
+            time.sleep(0.5)
+    finally:
+        receiver.shutdown()
+    assert len(receiver.bodies) == 1, "one notification for one failed run"
+    alert = receiver.bodies[0]
+    assert alert["subject"].startswith("nightly-recs ") and alert["subject"].endswith(": Failed")
+    assert "ended Failed: " in alert["body"] and "missing.csv" in alert["body"], alert["body"]

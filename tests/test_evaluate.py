@@ -244,7 +244,7 @@ def llm_env(monkeypatch):
 
     for name, size in SMALL.items():
         monkeypatch.setenv(name, size)
-    for name, setting in {"OPENAI_API_KEY": KEY, "RECS_LLM_SHARED_LIMIT": "local", "RECS_LLM_RPM": "100000",
+    for name, setting in {"OPENAI_API_KEY": KEY, "RECS_LLM_SHARED_LIMIT": "local", "RECS_LLM_RPM": "100000", "RECS_LLM_TPM": "100000000",
                           "RECS_LLM_BACKOFF_SECONDS": "0.01", "RECS_LLM_DEADLINE_SECONDS": "1", "RECS_LLM_TIMEOUT": "1"}.items():
         monkeypatch.setenv(name, setting)
     reset_shared_state()
@@ -262,13 +262,20 @@ def test_llm_rows_run_on_a_seeded_subset_next_to_als_on_the_same_users(llm_env):
     data = load_dataset(None, settings)
     metrics = evaluate_dataset(None, settings, interactions=data, llm_users=25)
     subset_rows = metrics.filter(pl.col("method").is_in([LLM_BASELINE, *LLM_METHODS]))
-    assert subset_rows.height == 3 * len(METRICS) * len(CUTOFFS)
-    assert (subset_rows["status"] == "ok").all() and (subset_rows["users"] == 25).all()
+    assert subset_rows.height == (1 + len(LLM_METHODS)) * len(METRICS) * len(CUTOFFS)
+    gated = subset_rows.filter(method="als + llm gated hybrid")
+    assert (subset_rows.filter(pl.col("method") != "als + llm gated hybrid")["status"] == "ok").all()
+    assert (gated["status"] == "ok; gate chose on the other half: als (gate closed), als (gate closed)").all()
+    assert gated.sort("metric", "k")["value"].to_list() == subset_rows.filter(method=LLM_BASELINE).sort("metric", "k")["value"].to_list(), \
+        "a brain that reverses ALS keeps the gate closed: the gated hybrid is the ALS order"
+    assert (subset_rows["users"] == 25).all()
     assert subset_rows["value"].null_count() == 0
     bounded = subset_rows.filter(pl.col("metric") != "dcg")["value"]
     assert ((bounded >= 0) & (bounded <= 1)).all() and (subset_rows["value"] >= 0).all()
     assert ((subset_rows["ci_low"] <= subset_rows["value"]) & (subset_rows["value"] <= subset_rows["ci_high"])).all()
-    assert server.count() == 25, "one call per subset user; the hybrid's identical prompts come from the cache"
+    # per subset user: the plain prompt (the hybrid's identical prompts and the first permutation come from
+    # the cache), the rationale-first prompt, and two more permutations
+    assert server.count() == 25 * 4
     assert metrics.filter(method="als (defaults)")["users"][0] > 25
 
     # the subset ALS row is the defaults model's metrics recomputed over exactly those users

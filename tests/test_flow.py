@@ -58,8 +58,11 @@ def test_nightly_run_gives_every_user_k_unseen_explained_items(tmp_path, small_d
     first_evidence = recs.with_columns(first_id=pl.col("evidence_item_ids").list.first()).drop_nulls("first_id")
     named = first_evidence.drop("title").join(titles, left_on="first_id", right_on="item_id")
     assert all(title in explanation for title, explanation in zip(named["title"], named["explanation"]))
-    keys = {a.key for a in read_artifacts(f"recs-{RUN_DATE.isoformat()}") if a.flow_run_id == state.state_details.flow_run_id}
-    assert keys == {f"recs-{RUN_DATE.isoformat()}-{name}" for name in ("summary", "model", "sample")}
+    artifacts = {a.key: a for a in read_artifacts(f"recs-{RUN_DATE.isoformat()}") if a.flow_run_id == state.state_details.flow_run_id}
+    assert artifacts.keys() == {f"recs-{RUN_DATE.isoformat()}-{name}" for name in ("summary", "model", "sample", "report")}
+    distinct = recs["explanation"].n_unique() / recs.height
+    assert f"- explanations: {distinct:.0%} distinct texts" in artifacts[f"recs-{RUN_DATE.isoformat()}-summary"].data
+    assert recs["explanation"].str.starts_with("Shares ").any() and recs["explanation"].str.starts_with("Because ").any()
     assert set(recs.columns) >= {"user_id", "rank", "item_id", "title", "score", "explanation", "evidence_item_ids", "ranker", "model_version"}
 
 

@@ -24,8 +24,10 @@ from llm_server import (
     missing_ids,
     overlong_explanation,
     prose_around_json,
+    parse_ranking_data,
     rate_limited,
     refusal,
+    schema_ordered,
     server_error,
     slow,
     ungrounded_explanation,
@@ -146,6 +148,42 @@ def test_correct_answers_rank_every_user_and_a_rerun_pays_nothing(home):
     assert summary["prompt_tokens"] > 0 and summary["completion_tokens"] > 0 and summary["fallbacks"] == 0
     assert summary["latency_p50_ms"] > 0 and summary["latency_p95_ms"] >= summary["latency_p50_ms"]
     assert 0 < summary["prompt_tokens_est"] < summary["recipe_tokens_est"]
+
+
+def test_rationale_first_prompt_asks_for_profile_and_reasons_before_the_decision(home):
+    with OpenAICompatibleServer(default_brain=schema_ordered()) as server:
+        settings = llm_settings(home, server, llm_prompt_version="rationale_v1")
+        candidates = batch(settings, users=5)
+        ranked = LlmRanker(settings).rank(candidates, K)
+        bodies = [r.body for r in server.chat_requests()]
+
+    assert_valid(ranked, candidates, settings)
+    assert (ranked["ranker"] == "llm").all() and ranked["prompt_version"].unique().to_list() == ["rationale_v1"]
+    schema = bodies[0]["response_format"]["json_schema"]["schema"]
+    assert list(schema["properties"]) == ["profile", "ranking"], "the profile is generated before any ranking"
+    assert list(schema["properties"]["ranking"]["items"]["properties"]) == ["id", "explanation", "evidence", "like"]
+
+
+def test_permutations_rank_shuffled_orders_and_aggregate_them_by_mean_position(home):
+    with OpenAICompatibleServer() as server:  # the brain answers each prompt's candidates reversed: pure position bias
+        settings = llm_settings(home, server, llm_permutations=3, llm_blend_weight=1.0, llm_liked_first=False)
+        candidates = batch(settings, users=4)
+        ranked = LlmRanker(settings).rank(candidates, K)
+        prompts = [parse_ranking_data(r.body) for r in server.chat_requests()]
+
+    assert len(prompts) == 3 * 4, "one call per user and permutation"
+    by_user = {}
+    for data in prompts:
+        ids = [c["id"] for c in data["candidates"]]
+        by_user.setdefault(frozenset(c["title"] for c in data["candidates"]), []).append(ids)
+    assert all(len({tuple(order) for order in orders}) == 3 for orders in by_user.values()), "three different orders"
+    for user_id, rows in candidates.sort("user_id", "als_rank").partition_by("user_id", as_dict=True).items():
+        item_of = {f"c{n + 1}": item for n, item in enumerate(rows["item_id"])}
+        orders = by_user[frozenset(rows["title"])]
+        last = len(orders[0]) - 1
+        borda = {c: sum(1 - list(reversed(order)).index(c) / last for order in orders) / 3 for c in orders[0]}
+        expected = sorted(borda, key=lambda c: (-borda[c], int(c[1:])))[:K]
+        assert ranked.filter(user_id=user_id[0])["item_id"].to_list() == [item_of[c] for c in expected]
 
 
 BAD = [

@@ -10,7 +10,7 @@ import pytest
 
 from conftest import RUN_DATE
 from tasks import db
-from tasks.candidates import build_candidates, explain_batch
+from tasks.candidates import build_candidates, explain_batch, select_evidence
 from tasks.ingest import ingest_source, resolve_source
 from tasks.metrics import ranking_metrics
 from tasks.settings import Settings
@@ -94,13 +94,38 @@ def test_batched_explanations_equal_implicits_explain(settings, ingested):
     user_rows = np.array([0, 3, 7])
     ids, _ = model.recommend(user_rows, data.seen[user_rows], N=5, filter_already_liked_items=True)
 
-    evidence = explain_batch(model, data.likes, user_rows, ids, top=3)
+    evidence, strength = explain_batch(model, data.likes, user_rows, ids, top=3)
 
     for n, user in enumerate(user_rows):
         for j, item in enumerate(ids[n]):
             _, contributions, _ = model.explain(int(user), data.likes, int(item), N=3)
-            expected = [int(i) for i, score in contributions if score > 0]
-            assert evidence[n, j, : len(expected)].tolist() == expected
+            expected = [(int(i), score) for i, score in contributions if score > 0]
+            assert evidence[n, j, : len(expected)].tolist() == [i for i, _ in expected]
+            assert np.allclose(strength[n, j, : len(expected)], [score for _, score in expected], rtol=1e-3, atol=1e-6)
+
+
+def test_evidence_varies_only_among_close_contributors_and_drops_weak_ones():
+    # one user, four candidates in ALS order; history items 10, 11, 12 with these contributions
+    evidence = np.array([[[10, 11, 12], [10, 11, 12], [10, 11, 12], [10, 12, -1]]])
+    strength = np.array([[[1.0, 0.9, 0.2], [1.0, 0.95, 0.6], [1.0, 0.5, 0.4], [1.0, 0.85, 0.0]]])
+
+    chosen = select_evidence(evidence, strength, min_share=0.5, closeness=0.8)
+
+    assert chosen[0].tolist() == [
+        [10, 11, -1],  # 12 moved the score by a fifth of 10's contribution: not cited
+        [11, 10, 12],  # 11 is as strong as 10 (within 0.8) and not used yet: it leads
+        [10, 11, -1],  # 11 is clearly weaker here: the strongest leads whatever was cited before; 12 (0.4) dropped
+        [12, 10, -1],  # 10 and 11 have led already, 12 is close and has not
+    ]
+    cited = {int(i) for i in chosen.ravel() if i >= 0}
+    assert cited <= {int(i) for i in evidence.ravel() if i >= 0}, "only items that drove a score are cited"
+
+
+def test_a_users_list_leads_with_more_than_one_history_item(settings, ingested):
+    version = train_model(ingested, settings).serving_version
+    frame = build_candidates(ingested, settings, version).filter(source="als")
+    leads = frame.group_by("user_id").agg(pl.col("evidence_item_ids").list.first().n_unique().alias("leads"))
+    assert leads["leads"].mean() > 1.5, "explanations of a user's candidates do not all lead with one item"
 
 
 def test_candidates_are_unseen_grounded_and_cover_every_user(settings, ingested):

@@ -1,5 +1,6 @@
 -- The candidates of a batch of users with display titles (schema.sql) of the items and of
--- their evidence (in evidence order).
+-- their evidence (in evidence order), and the first genre of the item that the lead evidence
+-- item shares (catalogue genres of at most 40 characters).
 WITH batch AS (
     SELECT * FROM candidates
     WHERE run_date = $run_date AND user_id IN (SELECT unnest($user_ids))
@@ -18,8 +19,10 @@ evidence_titles AS (
 )
 SELECT
     b.user_id, b.item_id, b.als_rank, b.als_score, b.source, b.model_version,
-    b.evidence_item_ids, display_title(i.title) AS title, coalesce(t.evidence_titles, []) AS evidence_titles
+    b.evidence_item_ids, display_title(i.title) AS title, coalesce(t.evidence_titles, []) AS evidence_titles,
+    [g FOR g IN i.genres IF list_contains(lead.genres, g) AND length(g) <= 40][1] AS shared_genre
 FROM batch AS b
 JOIN catalog AS i USING (item_id)
 LEFT JOIN evidence_titles AS t USING (user_id, item_id)
+LEFT JOIN catalog AS lead ON lead.item_id = b.evidence_item_ids[1]
 ORDER BY b.user_id, b.als_rank;

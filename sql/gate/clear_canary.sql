@@ -1,0 +1,2 @@
+-- Replace this run_date's canary table.
+DELETE FROM gate_canary WHERE run_date = $run_date;
