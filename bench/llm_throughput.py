@@ -1,6 +1,7 @@
 """LLM ranker throughput against a rate-limited OpenAI-compatible server (not a test).
 
     .venv/bin/python bench/llm_throughput.py --rpm 30 --window 2 --users 300 [--mode prefect]
+    .venv/bin/python bench/llm_throughput.py --rpm 3000 --window 60 --tpm 10000000 --latency 2 --concurrency 128 --users 9000 --batch 1000 --parallel-batches 3 --skip-tokens
 
 --mode local: the in-process limiter; --mode prefect: a temporary Prefect server and its global
 rate limit `recs-llm-rpm` (what several workers share). Before the run, the median prompt size
@@ -31,7 +32,7 @@ import polars as pl
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-from llm_server import OpenAICompatibleServer  # noqa: E402
+from llm_server import OpenAICompatibleServer, correct, slow  # noqa: E402
 from rankers.llm import LlmRanker  # noqa: E402
 from rankers.recipe import prompt_sizes  # noqa: E402
 from tasks import db  # noqa: E402
@@ -48,6 +49,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rpm", type=int, default=30, help="server-enforced requests per window (R)")
     parser.add_argument("--window", type=float, default=2.0, help="seconds standing in for a minute")
+    parser.add_argument("--tpm", type=int, default=None, help="tokens per window given to the ranker (default: RECS_LLM_TPM's)")
+    parser.add_argument("--latency", type=float, default=0.0, help="seconds the server takes to answer each request")
     parser.add_argument("--users", type=int, default=300)
     parser.add_argument("--ratings-per-user", type=int, default=100)
     parser.add_argument("--concurrency", type=int, default=8)
@@ -75,7 +78,7 @@ def default_dataset_tokens() -> None:
     settings = Settings(home=Path(tempfile.mkdtemp(prefix="llm-bench-default-")), run_date=RUN_DATE, ranker="llm")
     ingest.fn(settings)
     candidates_task.fn(settings, train.fn(settings).serving_version)
-    with db.connect(settings.db_path) as con:
+    with db.connect(settings) as con:
         ids = user_batches(con, settings, 100_000)[0]
         sizes = prompt_sizes(con, db.frame(con, "rank/batch_candidates", {"run_date": RUN_DATE, "user_ids": ids}), settings)
     ratio = statistics.median((sizes["prompt_tokens_est"] / sizes["recipe_tokens_est"]).to_list())
@@ -94,13 +97,14 @@ def bench(args: argparse.Namespace) -> None:
     candidates_task.fn(base, train.fn(base).serving_version)
     print(f"data: {sizes} ready in {time.perf_counter() - started:.1f} s")
 
-    with OpenAICompatibleServer(rpm_limit=args.rpm, window_seconds=args.window) as server:
+    brain = slow(args.latency, correct()) if args.latency else None
+    with OpenAICompatibleServer(rpm_limit=args.rpm, window_seconds=args.window, default_brain=brain) as server:
         settings = Settings(
             RECS_LLM_BASE_URL=server.base_url, RECS_LLM_API_KEY="bench-key", home=home, run_date=RUN_DATE,
-            ranker="llm", llm_rpm=args.rpm, llm_rate_window_seconds=args.window, llm_concurrency=args.concurrency,
+            ranker="llm", llm_rpm=args.rpm, **({"llm_tpm": args.tpm} if args.tpm else {}), llm_rate_window_seconds=args.window, llm_concurrency=args.concurrency,
             llm_deadline_seconds=max(120.0, 4 * args.window), llm_shared_limit=args.mode, **sizes,
         )
-        with db.connect(settings.db_path) as con:
+        with db.connect(settings) as con:
             user_ids = user_batches(con, settings, args.batch)
             frames = [db.frame(con, "rank/batch_candidates", {"run_date": RUN_DATE, "user_ids": ids}) for ids in user_ids]
 
@@ -119,10 +123,10 @@ def bench(args: argparse.Namespace) -> None:
     per_user = ranked.group_by("user_id").agg(n=pl.len(), distinct=pl.col("item_id").n_unique())
     complete = per_user.filter((pl.col("n") == settings.k) & (pl.col("distinct") == settings.k))
     lost = all_users.len() - complete.height
-    with db.connect(settings.db_path) as con:
+    with db.connect(settings) as con:
         summary = db.frame(con, "llm/summary", {"run_date": RUN_DATE}).row(0, named=True)
 
-    print(f"mode: {args.mode}")
+    print(f"mode: {args.mode}; server latency {args.latency:.1f} s; concurrency {args.concurrency}")
     print(f"requests accepted: {len(times)} in {seconds:.1f} s; 429s: {rejected}; "
           f"max in any window: {server.max_requests_in_window(args.window)} (limit {args.rpm})")
     print(f"achieved/allowed over {full_windows} full windows: {achieved:.3f} (goal >= 0.95)")

@@ -1,10 +1,12 @@
 """Wall time and peak memory of `recs run` (one fresh home each) on the built-in dataset and MovieLens 100k.
 
     .venv/bin/python bench/run_cost.py
+    .venv/bin/python bench/run_cost.py --data interactions.csv --catalog catalog.csv   # one source of your own (e.g. 20M)
 """
 
 from __future__ import annotations
 
+import argparse
 import resource
 import subprocess
 import sys
@@ -28,14 +30,20 @@ def measure(args: list[str]) -> tuple[float, float]:
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, help="measure this source instead of the built-in dataset and MovieLens 100k")
+    parser.add_argument("--catalog", type=Path)
+    args = parser.parse_args()
     cases = {"built-in 100k ratings": []}
-    if (ML100K / "u.data").exists():
+    if args.data:
+        cases = {args.data.name: ["--data", str(args.data), *(["--catalog", str(args.catalog)] if args.catalog else [])]}
+    elif (ML100K / "u.data").exists():
         cases["MovieLens 100k"] = ["--data", str(ML100K)]
     else:
         print(f"MovieLens 100k not found at {ML100K}: skipped")
     print(f"{'dataset':<24}{'wall s':>8}{'peak MiB':>10}")
-    for name, args in cases.items():
-        seconds, peak = measure(args)
+    for name, run_args in cases.items():
+        seconds, peak = measure(run_args)
         print(f"{name:<24}{seconds:>8.1f}{peak:>10.0f}")
     print("(peak is the largest child so far; wall time includes ~10 s of Prefect ephemeral-server start-up)")
 

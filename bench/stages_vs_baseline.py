@@ -1,7 +1,8 @@
 """Each non-LLM stage of the project vs a minimal hand-written implicit + DuckDB script doing the same work.
 
     .venv/bin/python bench/stages_vs_baseline.py                      # ML-100k (if present) and generated 1M
-    .venv/bin/python bench/stages_vs_baseline.py --sizes ml-100k,1m,20m   # + 20M ratings: ~40 min, 8 GiB
+    .venv/bin/python bench/stages_vs_baseline.py --sizes ml-100k,1m,20m   # + 20M ratings: ~40 min
+    .venv/bin/python bench/stages_vs_baseline.py --sizes 5m,20m --stages ingest   # ingest only: a few minutes
 
 Stages (same order, same data, same ALS settings: tasks/settings.py defaults):
   ingest      project: tasks.ingest.ingest_source (line-level parsing, typing and quarantine in SQL,
@@ -41,6 +42,7 @@ ML100K = ROOT.parent / "shared" / "data" / "ml-100k"
 STAGES = ("ingest", "train", "candidates", "rank", "publish")
 GENERATED = {  # size flag: (users, items, ratings)
     "1m": (6_000, 4_000, 1_000_000),
+    "5m": (30_000, 10_000, 5_000_000),
     "20m": (120_000, 20_000, 20_000_000),
 }
 SKIPPED_BY_DEFAULT = {"20m": "not run by default: ~40 min on 2 cores, of which the baseline's per-candidate explain() is"
@@ -65,7 +67,7 @@ def project_stage(stage: str, home: Path, source: dict) -> dict:
     from tasks.train import train_model
 
     settings = Settings(home=home, data=Path(source["data"]), catalog=source.get("catalog"), run_date=date.fromisoformat(RUN_DATE))
-    with db.connect(settings.db_path) as con:
+    with db.connect(settings) as con:
         started = time.perf_counter()
         if stage == "ingest":
             report = ingest_source(con, resolve_source(settings))
@@ -251,19 +253,19 @@ def prepare(name: str, data_dir: Path) -> dict | None:
     return {"kind": "generated", "data": str(interactions), "catalog": str(catalog)}
 
 
-def compare(name: str, source: dict) -> None:
+def compare(name: str, source: dict, stages: tuple[str, ...] = STAGES) -> None:
     floors = {side: child(side, "imports", Path(tempfile.mkdtemp()), source) for side in ("project", "baseline")}
     results: dict[str, dict[str, dict]] = {"project": {}, "baseline": {}}
     with tempfile.TemporaryDirectory(prefix="recs-bench-project-") as p, tempfile.TemporaryDirectory(prefix="recs-bench-base-") as b:
         homes = {"project": Path(p), "baseline": Path(b)}
-        for stage in STAGES:
+        for stage in stages:
             for side in ("project", "baseline"):
                 results[side][stage] = child(side, stage, homes[side], source)
     print(f"\n== {name}  (a child that only imports: project {floors['project']['peak_mib']:.0f} MiB in {floors['project']['wall']:.1f} s, "
           f"baseline {floors['baseline']['peak_mib']:.0f} MiB in {floors['baseline']['wall']:.1f} s)")
     print(f"{'stage':<12}{'project s':>10}{'base s':>9}{'ratio':>7}{'proj MiB':>10}{'base MiB':>10}{'ratio':>7}   project / baseline output")
     totals = {"project": 0.0, "baseline": 0.0}
-    for stage in STAGES:
+    for stage in stages:
         pr, ba = results["project"][stage], results["baseline"][stage]
         totals["project"] += pr["seconds"]
         totals["baseline"] += ba["seconds"]
@@ -283,7 +285,9 @@ def compare(name: str, source: dict) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sizes", default="ml-100k,1m", help="comma-separated: ml-100k, 1m, 20m")
+    parser.add_argument("--sizes", default="ml-100k,1m", help="comma-separated: ml-100k, 1m, 5m, 20m")
+    parser.add_argument("--stages", default=",".join(STAGES),
+                        help="comma-separated leading stages to run (each needs the ones before it), e.g. ingest")
     parser.add_argument("--data-dir", type=Path, default=Path(tempfile.gettempdir()) / "recs-bench-data",
                         help="where generated datasets are written once and reused")  # fmt: skip
     parser.add_argument("--worker", choices=("project", "baseline"), help=argparse.SUPPRESS)
@@ -302,7 +306,7 @@ def main() -> None:
     for name in sizes:
         source = prepare(name, args.data_dir)
         if source is not None:
-            compare(name, source)
+            compare(name, source, tuple(s.strip() for s in args.stages.split(",") if s.strip()))
 
 
 if __name__ == "__main__":

@@ -48,7 +48,7 @@ def run_stages(settings: Settings) -> dict[str, float]:
     """Seconds per stage of one night, the two checks included."""
     seconds: dict[str, float] = {}
     source = resolve_source(settings)  # generates the dataset once, untimed
-    with db.connect(settings.db_path) as con:
+    with db.connect(settings) as con:
         timed(seconds, "ingest", lambda: ingest_source(con, source))
         timed(seconds, "check inputs", lambda: validate.gate(validate.check_inputs(con, settings)))
         version = timed(seconds, "train", lambda: train_model(con, settings)).serving_version
@@ -65,7 +65,7 @@ def suite_parts(settings: Settings, name: str, params: dict) -> dict[str, float]
     suite = validate.load_suite(name)
     params = {**params, "run_date": settings.run_date, "suite": name, **{f"previous_{n}": 0 for n in suite.check_names}}
     seconds: dict[str, float] = {}
-    with db.connect(settings.db_path) as con:
+    with db.connect(settings) as con:
         batch = timed(seconds, "fetch", lambda: db.frame(con, suite.batch_sql, validate.bind(suite.batch_sql, params)))
         timed(seconds, "gx", lambda: validate.validate_frame(suite, batch, params))
         timed(seconds, "sql", lambda: validate.run_sql_checks(con, suite, params))

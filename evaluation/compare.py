@@ -223,7 +223,7 @@ def llm_topn(
     out: dict[str, tuple[np.ndarray | None, str]] = {}
     with tempfile.TemporaryDirectory(prefix="recs-eval-llm-") as tmp:
         base = settings.model_copy(update={"home": Path(tmp), "llm_max_users": None})  # llm_users is the cap here
-        with connect(base.db_path) as con:
+        with connect(base) as con:
             ingest_into(con, data, settings, Path(tmp))
             with db.registered(con, "eval_known", known_pairs(holdout)):
                 db.run(con, "compare/keep_known_pairs")

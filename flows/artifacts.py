@@ -45,7 +45,7 @@ def explanation_line(quality: pl.DataFrame) -> str:
 def publish_run_artifacts(settings: Settings, summary: dict[str, Any]) -> None:
     """Run summary, model metrics, a sample of explained recommendations and, for the llm ranker, its accounting."""
     key = f"recs-{settings.run_date.isoformat()}"
-    with db.connect(settings.db_path) as con:
+    with db.connect(settings) as con:
         metrics = db.frame(con, "report/model_metrics", {"model_version": summary["trained_version"]})
         sample = db.frame(con, "report/sample", {"run_date": settings.run_date, "users": SAMPLE_USERS, "k": settings.k})
         llm_accounting = db.frame(con, "llm/summary", {"run_date": settings.run_date}).cast(pl.String)

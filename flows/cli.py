@@ -247,7 +247,7 @@ def report(
     try:
         settings = home_settings(home)
         existing_home(settings)
-        with db.connect(settings.db_path) as con:
+        with db.connect(settings) as con:
             rows = trend(con, None, nights or settings.report_trend_nights)
         if rows.is_empty():
             raise NotFound(f"no night reported in {settings.home} yet")

@@ -47,7 +47,7 @@ def record(con, lock: threading.Lock, settings: Settings, user_ids: list[int], r
     users = pl.DataFrame([
         {"user_id": uid, "ranker": r.ranker, "fallback_reason": r.reason, **r.stats.__dict__}
         for uid, r in zip(user_ids, results)
-    ])
+    ], infer_schema_length=None)  # a reason may first appear after 100 users (e.g. the circuit opening late)
     with lock, db.transaction(con):
         with db.registered(con, "new_llm_calls", calls):
             db.run(con, "llm/insert_calls", {"run_date": s.run_date})

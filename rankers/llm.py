@@ -51,7 +51,7 @@ class LlmRanker:
         candidates = with_als_explanation(candidates)
         user_ids = candidates["user_id"].unique(maintain_order=True).to_list()
         lock = threading.Lock()
-        with db.connect(s.db_path) as con:
+        with db.connect(s) as con:
             user_histories = histories(con, user_ids, s)
             client = LlmClient(s, LlmCache(con, lock))
             try:

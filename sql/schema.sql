@@ -14,8 +14,7 @@ CREATE TABLE IF NOT EXISTS interactions (
     rating    DOUBLE NOT NULL,
     ts        TIMESTAMP NOT NULL,
     source    VARCHAR NOT NULL,
-    loaded_at TIMESTAMP NOT NULL,
-    PRIMARY KEY (user_id, item_id, ts)
+    loaded_at TIMESTAMP NOT NULL   -- unique (user_id, item_id, ts): ingest anti-joins (homes before issue 14 keep a primary key)
 );
 
 -- Rows that could not be used, with where they came from and why.
@@ -250,6 +249,21 @@ GROUP BY user_id, item_id;
 -- The (user, item) pairs a user likes.
 CREATE OR REPLACE TEMP MACRO likes(threshold, ratings := 'interactions') AS TABLE
 SELECT user_id, item_id FROM latest_ratings(threshold, ratings := ratings) WHERE liked;
+
+-- A field's text as ingest judges it: without surrounding blanks and double quotes, NULL when nothing is left.
+CREATE OR REPLACE TEMP MACRO field_text(text) AS nullif(trim(text, ' "'), '');
+
+-- A field holding plain decimal digits (optional '-'), as DuckDB prints a BIGINT: the common case, which skips the
+-- slower trimming and pattern checks below.
+CREATE OR REPLACE TEMP MACRO plain_integer(text) AS TRY_CAST(text AS BIGINT)::VARCHAR = text;
+
+-- An id written as an integer (after field_text; '+'/'-' sign and leading zeros allowed) as BIGINT, else NULL:
+-- '61.5', '1.0', '1e2', '0x10', '1_000' are not integers (TRY_CAST alone would round or convert them).
+CREATE OR REPLACE TEMP MACRO integer_text(text) AS
+CASE
+    WHEN plain_integer(text) THEN TRY_CAST(text AS BIGINT)
+    WHEN regexp_full_match(field_text(text), '[+-]?\d+') THEN TRY_CAST(field_text(text) AS BIGINT)
+END;
 
 -- A catalogue title as explanations and prompts show it: at most 80 characters, an ellipsis when cut.
 CREATE OR REPLACE TEMP MACRO display_title(title) AS

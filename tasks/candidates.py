@@ -171,7 +171,7 @@ def store_candidates(con, frame: pl.DataFrame, settings: Settings, model_version
 def candidates(settings: Settings, serving_version: str) -> dict[str, int]:
     """Prefect task: every user's candidates, reused when this run_date already has them from this model."""
     params = {"run_date": settings.run_date, "model_version": serving_version}
-    with db.connect(settings.db_path) as con:
+    with db.connect(settings) as con:
         if not db.run(con, "candidates/existing", params):
             store_candidates(con, build_candidates(con, settings, serving_version), settings, serving_version)
         counts = db.run(con, "candidates/existing", params)

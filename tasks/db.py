@@ -11,6 +11,8 @@ from typing import Any
 import duckdb
 import polars as pl
 
+from tasks.settings import Settings
+
 SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
 
 
@@ -21,10 +23,15 @@ def sql(name: str) -> str:
 
 
 @contextmanager
-def connect(db_path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
-    """Open the run's DuckDB file with the schema in place; close it afterwards."""
+def connect(where: Path | Settings) -> Iterator[duckdb.DuckDBPyConnection]:
+    """Open a DuckDB file with the schema in place; close it afterwards. Given the run's settings: its home's file,
+    with the settings' memory limit and spill directory (a plain path: DuckDB's defaults, for scratch files)."""
+    db_path = where.db_path if isinstance(where, Settings) else where
     db_path.parent.mkdir(parents=True, exist_ok=True)
     con = duckdb.connect(str(db_path))
+    if isinstance(where, Settings):
+        run(con, "connection/memory_limit", {"memory_limit": where.duckdb_memory_limit})
+        run(con, "connection/temp_directory", {"temp_directory": str(where.duckdb_spill_dir)})
     try:
         con.execute(sql("schema"))
         yield con
@@ -57,6 +64,12 @@ def registered(con: duckdb.DuckDBPyConnection, name: str, frame: pl.DataFrame) -
 def run(con: duckdb.DuckDBPyConnection, name: str, params: Mapping[str, Any] | None = None) -> list[tuple]:
     """Execute `sql/<name>.sql` with named parameters and return all its rows."""
     return con.execute(sql(name), dict(params or {})).fetchall()
+
+
+def view(con: duckdb.DuckDBPyConnection, name: str, sql_name: str, params: Mapping[str, Any] | None = None) -> None:
+    """`sql/<sql_name>.sql` (one SELECT) with its parameters bound, as the temp view `name`: read lazily by later
+    statements (a TEMP VIEW cannot hold parameters; `create_view` would store a view in the database file)."""
+    con.register(name, con.sql(sql(sql_name), params=dict(params or {})))
 
 
 def scalar(con: duckdb.DuckDBPyConnection, name: str, params: Mapping[str, Any] | None = None) -> Any:

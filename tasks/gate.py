@@ -131,7 +131,7 @@ def fill_canary(con, home_interactions: pl.DataFrame, home_catalog: pl.DataFrame
 
 def run_canary(settings: Settings) -> tuple[GateDecision, pl.DataFrame, pl.DataFrame]:
     """Rank the canary users (ALS and the LLM blends): the decision, the canary table and the canary's llm_calls."""
-    with db.connect(settings.db_path) as con:
+    with db.connect(settings) as con:
         holdout = home_holdout(con, settings)
         home_interactions, home_catalog = db.frame(con, "gate/interactions"), db.frame(con, "gate/catalog")
     positions = sample_positions(len(holdout.users), settings.gate_users, settings.split_seed)
@@ -142,12 +142,12 @@ def run_canary(settings: Settings) -> tuple[GateDecision, pl.DataFrame, pl.DataF
     model = fit_als(holdout.train, settings)
     frame = held_out_candidates(model, holdout.train, holdout, holdout.users[positions], settings)
     canary = canary_settings(settings)
-    with db.connect(canary.db_path) as con:
+    with db.connect(canary) as con:
         fill_canary(con, home_interactions, home_catalog, known_pairs(holdout))
         candidates = stored_candidates(con, frame, canary, CANARY_MODEL)
         db.run(con, "gate/clear_calls", {"run_date": settings.run_date})
     llm_order = rank_blends(canary, candidates, (1.0,), DEPTH)  # pays for the calls ...
-    with db.connect(canary.db_path) as con:
+    with db.connect(canary) as con:
         calls = db.frame(con, "gate/canary_calls", {"run_date": settings.run_date})
     ranked = llm_order | rank_blends(canary, candidates, BLEND_WEIGHTS[:-1], DEPTH)  # ... the others hit the cache
 
@@ -189,14 +189,14 @@ def record(con, settings: Settings, decision: GateDecision, table: pl.DataFrame,
 
 def decide(settings: Settings) -> GateDecision:
     """Tonight's decision: the stored one on a rerun, else the canary's (recorded)."""
-    with db.connect(settings.db_path) as con:
+    with db.connect(settings) as con:
         stored = db.run(con, "gate/stored", {"run_date": settings.run_date})
     if stored:
         names = [f.name for f in dataclasses.fields(GateDecision) if f.name != "reused"]
         decision = GateDecision(**dict(zip(names, stored[0])), reused=True)
     else:
         decision, table, calls = run_canary(settings)
-        with db.connect(settings.db_path) as con:
+        with db.connect(settings) as con:
             record(con, settings, decision, table, calls)
     if settings.llm_gate == "on":
         return dataclasses.replace(decision, reason=f"llm forced on (llm_gate=on); canary: {decision.reason}")

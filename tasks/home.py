@@ -65,7 +65,7 @@ def exclusive(settings: Settings) -> Iterator[None]:
 def check_state(settings: Settings) -> str:
     """Open the home's database and read every table once, so a damaged file stops the run before any work."""
     try:
-        with db.connect(settings.db_path) as con:
+        with db.connect(settings) as con:
             tables = [name for (name,) in db.run(con, "home/tables")]
             for table in tables:
                 db.run(con, "home/read_table", {"table": table})

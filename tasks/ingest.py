@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -21,7 +22,7 @@ from pathlib import Path
 import duckdb
 from prefect import task
 
-from tasks.db import connect, run, scalar, transaction
+from tasks.db import connect, run, scalar, transaction, view
 from tasks.errors import InputError
 from tasks.source import RATING_RANGE, CatalogFile, InteractionsFile, Source, detect_source, header_names
 from tasks.generate import write_dataset
@@ -86,12 +87,30 @@ class FileRejected(InputError):
         self.path, self.sha256, self.reason = path, sha256, reason
 
 
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
+@dataclass(frozen=True)
+class FileScan:
+    """One pass over a file's bytes: its content hash and the numbers of its empty lines."""
+
+    sha256: str
+    empty_lines: list[int]  # 1-based; the CSV reader skips them, so the rows after them are renumbered
+
+
+def scan_file(path: Path) -> FileScan:
+    digest, found = hashlib.sha256(), []
+    newlines_before, carry = -1, b"\n"  # a virtual newline before line 1: a file starting with one has an empty line 1
     with path.open("rb") as f:
-        while chunk := f.read(1 << 20):
+        while True:
+            chunk = f.read(1 << 24)
             digest.update(chunk)
-    return digest.hexdigest()
+            data = carry + chunk
+            settled = len(data) if not chunk else len(data) - 2  # the last two bytes may start an empty line
+            if b"\n\n" in data or b"\n\r\n" in data:
+                found += [newlines_before + data.count(b"\n", 0, match.start() + 1) + 1
+                          for match in re.finditer(rb"\n(?=\r?\n)", data) if match.start() < settled]  # fmt: skip
+            if not chunk:
+                return FileScan(digest.hexdigest(), found)
+            newlines_before += data.count(b"\n", 0, settled)
+            carry = data[settled:]
 
 
 def ingest_source(
@@ -131,14 +150,15 @@ def ingest_source(
 
 
 def _load_file(
-    con: duckdb.DuckDBPyConnection, path: Path, kind: str, stage: Callable[[], None], loaded_at: datetime, limits: Limits
+    con: duckdb.DuckDBPyConnection, path: Path, kind: str, stage: Callable[[list[int]], None], loaded_at: datetime, limits: Limits
 ) -> tuple[int, int, int, int] | None:
     """Stage, check, load and quarantine one file: (read, loaded, quarantined, converted or titles changed), None if seen before."""
-    sha = file_sha256(path)
+    scan = scan_file(path)
+    sha = scan.sha256
     if scalar(con, "ingest/file_seen", {"sha256": sha}):
         return None
     source = str(path.resolve())
-    stage()
+    stage(scan.empty_lines)
     classified = f"classified_{kind}"
     ((rows_read, rows_quarantined),) = run(con, "ingest/classified_counts", {"classified": classified})
     _check_quarantined_share(con, path, sha, classified, rows_read, rows_quarantined, limits.max_quarantined_share)
@@ -151,6 +171,8 @@ def _load_file(
         run(con, "ingest/record_notes", {"sha256": sha, "source": source, "loaded_at": loaded_at})
         extra = scalar(con, "ingest/converted_rows")
     run(con, "ingest/quarantine_rows", {"source": source, "classified": classified, "loaded_at": loaded_at})
+    if kind == "interactions":
+        run(con, "ingest/drop_classified")
     run(
         con,
         "ingest/record_file",
@@ -196,11 +218,12 @@ def _read_lines(con: duckdb.DuckDBPyConnection, path: Path, encoding: str, limit
     """`raw_lines` (exact line numbers) and `rejected_lines` (undecodable or too long, with the reason)."""
     params = {"encoding": encoding, "max_line_bytes": limits.max_line_bytes, "rejects_table": f"line_rejects_{next(_READS)}"}
     run(con, "ingest/read_lines", {"path": str(path), **params})
-    run(con, "ingest/rejected_lines", params)
+    run(con, "ingest/rejected_lines", {**params, "expected_fields": 1, "delimiter": ""})
     run(con, "ingest/number_lines" if scalar(con, "ingest/rejected_count") else "ingest/lines_as_read")
 
 
-def _stage_catalog(con: duckdb.DuckDBPyConnection, catalog: CatalogFile, limits: Limits) -> None:
+def _stage_catalog(con: duckdb.DuckDBPyConnection, catalog: CatalogFile, limits: Limits, empty_lines: list[int]) -> None:
+    """`classified_catalog` (read as numbered lines: empty ones are kept as such)."""
     _read_lines(con, catalog.path, catalog.encoding, limits)
     params = dict(catalog.params)
     if catalog.splitter != "ml100k":
@@ -209,39 +232,47 @@ def _stage_catalog(con: duckdb.DuckDBPyConnection, catalog: CatalogFile, limits:
     run(con, "ingest/classify_catalog", {"header_lines": catalog.header_lines})
 
 
-def _stage_interactions(con: duckdb.DuckDBPyConnection, file: InteractionsFile, check_catalog: bool, limits: Limits) -> None:
+def _stage_interactions(
+    con: duckdb.DuckDBPyConnection, file: InteractionsFile, check_catalog: bool, limits: Limits, empty_lines: list[int]
+) -> None:
+    """`classified_interactions`: one typed pass over the file, then duplicates, exact line numbers and rejected lines."""
+    expected_fields = 4 if file.is_parquet else _expected_fields(file)
+    read = {"expected_fields": expected_fields, "delimiter": file.delimiter, "encoding": file.encoding,
+            "max_line_bytes": limits.max_line_bytes, "rejects_table": f"row_rejects_{next(_READS)}"}  # fmt: skip
     if file.is_parquet:
         rating_column = "rating" if file.rating_range == RATING_RANGE else "weight"
-        run(con, "ingest/stage_parquet_interactions", {"path": str(file.path), "rating_column": rating_column})
+        view(con, "staged_interactions", "ingest/stage_parquet_interactions", {"path": str(file.path), "rating_column": rating_column})
         run(con, "ingest/no_rejected_lines")
     else:
-        _read_lines(con, file.path, file.encoding, limits)
-        user_col, item_col, rating_col, ts_col = file.columns
-        run(
-            con,
-            "ingest/split_interactions",
-            {
-                "delimiter": file.delimiter,
-                "header_lines": file.header_lines,
-                "user_col": user_col,
-                "item_col": item_col,
-                "rating_col": rating_col,
-                "ts_col": ts_col,
-            },
-        )
+        columns = {_field_name(file, position): "VARCHAR" for position in range(1, expected_fields + 1)}
+        staged = {"path": str(file.path), "columns": columns, "header_lines": file.header_lines, **read}
+        view(con, "staged_interactions", "ingest/stage_csv_interactions", staged)
     run(
         con,
         "ingest/classify_interactions",
         {
-            "expected_fields": 4 if file.is_parquet else _expected_fields(file),
+            "expected_fields": expected_fields,
             "rating_min": file.rating_range[0],
             "rating_max": file.rating_range[1],
             "check_catalog": check_catalog,
             "min_ts": limits.min_ts,
             "max_ts": limits.max_ts,
-            "header_lines": file.header_lines,
         },
     )
+    if not file.is_parquet:
+        run(con, "ingest/rejected_lines", {k: read[k] for k in ("expected_fields", "delimiter", "encoding", "max_line_bytes", "rejects_table")})
+    run(con, "ingest/mark_duplicates")
+    if scalar(con, "ingest/quarantined_count"):
+        run(con, "ingest/raw_lines_of_reasons")
+    if not file.is_parquet and (empty_lines or scalar(con, "ingest/rejected_count")):
+        run(con, "ingest/renumber_rows", {"empty_lines": empty_lines})
+    run(con, "ingest/add_rejected_lines", {"header_lines": file.header_lines})
+
+
+def _field_name(file: InteractionsFile, position: int) -> str:
+    """The staged name of the field at 1-based `position`: user_id, item_id, rating, ts, or field_<n> for others."""
+    names = dict(zip(file.columns, ("user_id", "item_id", "rating", "ts")))
+    return names.get(position, f"field_{position}")
 
 
 def _expected_fields(file: InteractionsFile) -> int:
@@ -305,7 +336,7 @@ def claim_home(settings: Settings) -> None:
     """Refuse a source other than the home's (one line: how to proceed); with replace_source, set the old data aside."""
     if not settings.db_path.exists():
         return
-    with connect(settings.db_path) as con:
+    with connect(settings) as con:
         recorded = home_identity(con)
     wanted = source_identity(settings)
     if recorded is None or recorded == wanted:
@@ -326,5 +357,5 @@ def ingest(settings: Settings) -> IngestReport:
     """Prefect task: load the source into DuckDB; bad rows go to quarantine, a bad file is refused whole."""
     source = resolve_source(settings)
     claim_home(settings)
-    with connect(settings.db_path) as con:
+    with connect(settings) as con:
         return ingest_source(con, source, Limits.of(settings), source_identity(settings))

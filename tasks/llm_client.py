@@ -121,18 +121,20 @@ def estimate_tokens(text: str) -> int:
 class SlidingWindowLimiter:
     """At most `requests` requests and `tokens` tokens in any window of `window` seconds.
 
-    A slot is taken just before a request is sent and frees `window` (+0.5 %) after its
-    response came back: the server saw the request somewhere between send and response, so
-    counting from the response is the only stamp that can never let the server see more than
-    `requests` in its window. The cost is one latency per slot (about 1 % for 0.5 s answers in a
-    60 s window).
+    A slot is taken just before a request is sent. The server counts it when it arrives, somewhere
+    between send and response (a limit that answers 429 decides on arrival), so the slot's window
+    starts at its response or at `arrival_margin` seconds after the send, whichever is sooner, and
+    lasts `window` (+0.5 %). Counting from the response alone would also hold for a server that
+    counted late, but costs one latency per slot: 2 s answers in a 60 s window would use at most
+    60/62 = 0.968 of the budget, 5 s answers 0.923; from send + 1 s it is 60/61 = 0.984 whatever
+    the latency.
     """
 
-    def __init__(self, requests: int, tokens: int, window: float) -> None:
-        self.requests, self.tokens, self.window = requests, tokens, window
+    def __init__(self, requests: int, tokens: int, window: float, arrival_margin: float = 1.0) -> None:
+        self.requests, self.tokens, self.window, self.arrival_margin = requests, tokens, window, arrival_margin
         self.horizon = window * 1.005
         self._cond = threading.Condition()
-        self._slots: list[list[float]] = []  # [freed-at stamp (inf while in flight), tokens]
+        self._slots: list[list[float]] = []  # [window start (inf while in flight), tokens, sent at]
         self._paused_until = 0.0
 
     def acquire(self, tokens: int, deadline: float) -> list[float]:
@@ -146,7 +148,7 @@ class SlidingWindowLimiter:
                 if now >= self._paused_until:
                     used = sum(slot[1] for slot in self._slots)
                     if len(self._slots) < self.requests and (used + tokens <= self.tokens or not self._slots):
-                        slot = [float("inf"), float(tokens)]
+                        slot = [float("inf"), float(tokens), now]
                         self._slots.append(slot)
                         return slot
                     wake = min(slot[0] for slot in self._slots) + self.horizon  # inf: wait for a release
@@ -157,9 +159,9 @@ class SlidingWindowLimiter:
                     raise DeadlineExceeded("rate-limit wait passed the deadline")
 
     def release(self, slot: list[float]) -> None:
-        """The response is back: the slot's window starts now."""
+        """The response is back: the slot's window starts now, or at the send + arrival margin if that was sooner."""
         with self._cond:
-            slot[0] = time.monotonic()
+            slot[0] = min(time.monotonic(), slot[2] + self.arrival_margin)
             self._cond.notify_all()
 
     def pause(self, seconds: float) -> None:
@@ -255,7 +257,7 @@ def shared_limits(settings: Settings) -> tuple[SlidingWindowLimiter, threading.B
     """The process-wide limiter and in-flight semaphore of this endpoint, model and budget."""
     endpoint = (settings.llm_base_url, settings.llm_model)
     mode = limit_mode(settings)
-    key = (*endpoint, settings.llm_rpm, settings.llm_tpm, settings.llm_rate_window_seconds, mode)
+    key = (*endpoint, settings.llm_rpm, settings.llm_tpm, settings.llm_rate_window_seconds, settings.llm_arrival_margin_seconds, mode)
     if mode == "prefect":
         key += (prefect_api_url(), settings.llm_limit_name)
     with _registry_lock:
@@ -263,7 +265,8 @@ def shared_limits(settings: Settings) -> tuple[SlidingWindowLimiter, threading.B
         if limiter is None:
             limiter = _limiters[key] = (
                 PrefectRateLimiter(settings) if mode == "prefect"
-                else SlidingWindowLimiter(settings.llm_rpm, settings.llm_tpm, settings.llm_rate_window_seconds)
+                else SlidingWindowLimiter(settings.llm_rpm, settings.llm_tpm, settings.llm_rate_window_seconds,
+                                          settings.llm_arrival_margin_seconds)
             )
         semaphore = _semaphores.setdefault((*endpoint, settings.llm_concurrency), threading.BoundedSemaphore(settings.llm_concurrency))
     return limiter, semaphore

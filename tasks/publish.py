@@ -73,5 +73,5 @@ def publish_run(con, settings: Settings) -> Published:
 @task(name="publish", retries=2, retry_delay_seconds=2, retry_condition_fn=retry_unless_expected)
 def publish(settings: Settings) -> Published:
     """Prefect task: publish this run_date's recommendations."""
-    with db.connect(settings.db_path) as con:
+    with db.connect(settings) as con:
         return publish_run(con, settings)

@@ -25,7 +25,7 @@ def user_batches(con, settings: Settings, batch_size: int | None = None) -> list
 
 def pending_batches(settings: Settings) -> list[list[int]]:
     """user_batches on the run's own connection."""
-    with db.connect(settings.db_path) as con:
+    with db.connect(settings) as con:
         return user_batches(con, settings)
 
 
@@ -44,6 +44,6 @@ def rank_users(con, settings: Settings, ranker: Ranker, user_ids: list[int]) -> 
 @task(name="rank-batch", retries=2, retry_delay_seconds=5, retry_condition_fn=retry_unless_expected)
 def rank_batch(settings: Settings, user_ids: list[int]) -> dict[str, int]:
     """Prefect task: rank a batch of users; returns rows per ranker (als, llm, als_fallback)."""
-    with db.connect(settings.db_path) as con:
+    with db.connect(settings) as con:
         ranked = rank_users(con, settings, make_ranker(settings), user_ids)
     return dict(ranked.group_by("ranker").len().iter_rows())

@@ -56,7 +56,7 @@ def trend(con, run_date: date | None, nights: int) -> pl.DataFrame:
 @task(name="report")
 def report(settings: Settings) -> Report:
     """Prefect task: tonight's report, stored; the trend it belongs to."""
-    with db.connect(settings.db_path) as con:
+    with db.connect(settings) as con:
         return report_night(con, settings)
 
 

@@ -93,6 +93,10 @@ class Settings(BaseSettings):
     llm_blend_weight: float = Field(0.5, ge=0, le=1, description="Weight of the LLM position vs the normalised ALS score.")
     llm_liked_first: bool = Field(True, description="Items the LLM likes come before the ones it dislikes.")
     llm_shuffle_seed: int | None = Field(None, description="Shuffle candidates in the prompt with this seed (position bias).")
+    llm_arrival_margin_seconds: float = Field(
+        1.0, ge=0, description="A request reaches the provider's rate limit within this long after it is sent: its"
+        " llm_rpm/llm_tpm window starts then (or at its response, if sooner), not a whole latency later.",
+    )
     llm_permutations: int = Field(
         1, ge=1, le=10, description="Candidate orders ranked per user, aggregated by mean position (Borda); each one costs its calls."
     )
@@ -121,6 +125,15 @@ class Settings(BaseSettings):
     )
     replace_source: bool = Field(
         False, description="A source other than the home's replaces the home's data (published partitions are kept)."
+    )
+
+    # DuckDB resources (issue 14): big inputs spill to disk instead of growing the process
+    duckdb_memory_limit: str = Field(
+        "1GB", pattern=r"^\d+(\.\d+)?\s*[KMGT]i?B$",
+        description="DuckDB's memory_limit on every connection of a run (e.g. 1GB, 512MiB); above it, joins, aggregates and sorts spill.",
+    )
+    duckdb_temp_directory: Path | None = Field(
+        None, description="Where DuckDB spills (temp_directory); empty: <home>/duckdb-tmp."
     )
 
     # LLM boundary (issue 11 §2-§4): preflight, hard deadlines, size cap, circuit breaker, progress
@@ -160,6 +173,10 @@ class Settings(BaseSettings):
     @property
     def db_path(self) -> Path:
         return self.home / "recs.duckdb"
+
+    @property
+    def duckdb_spill_dir(self) -> Path:
+        return self.duckdb_temp_directory or self.home / "duckdb-tmp"
 
     @property
     def models_dir(self) -> Path:

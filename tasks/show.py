@@ -36,7 +36,7 @@ def existing_home(settings: Settings) -> None:
 def user_night(settings: Settings, user_id: int, run_date: date | None) -> UserNight:
     """The user's list of the published night `run_date` (None: the latest) and their top liked items."""
     existing_home(settings)
-    with db.connect(settings.db_path) as con:
+    with db.connect(settings) as con:
         nights = db.run(con, "show/night", {"run_date": run_date})
         if not nights:
             raise NotFound(f"no published night {run_date} in {settings.home}" if run_date else f"nothing published in {settings.home}")

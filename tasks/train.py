@@ -276,5 +276,5 @@ def _resumed(con: duckdb.DuckDBPyConnection, settings: Settings, version: str, r
 @task(name="train", retries=0)
 def train(settings: Settings) -> TrainResult:
     """Prefect task: retrain ALS on everything ingested so far."""
-    with connect(settings.db_path) as con:
+    with connect(settings) as con:
         return train_model(con, settings)

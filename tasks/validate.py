@@ -342,7 +342,7 @@ def render(report: ValidationReport) -> str:
 
 
 def _run_suite(settings: Settings, check: Callable[[duckdb.DuckDBPyConnection, Settings], ValidationReport]) -> ValidationReport:
-    with db.connect(settings.db_path) as con:
+    with db.connect(settings) as con:
         return check(con, settings)
 
 

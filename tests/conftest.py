@@ -31,7 +31,7 @@ def settings(tmp_path: Path) -> Settings:
 
 @pytest.fixture
 def con(settings: Settings):
-    with connect(settings.db_path) as connection:
+    with connect(settings) as connection:
         yield connection
 
 

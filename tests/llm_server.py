@@ -543,6 +543,8 @@ class _Handler(BaseHTTPRequestHandler):
 class _HTTPServer(ThreadingHTTPServer):
     """ThreadingHTTPServer that tracks open connections so stop() can cut idle keep-alives."""
 
+    request_queue_size = 1024  # hundreds of clients connecting at once (a provider's backlog; the default 5 resets them)
+
     def __init__(self, owner: OpenAICompatibleServer) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)
         self.owner = owner

@@ -89,7 +89,7 @@ def test_a_damaged_database_stops_the_run_in_one_line_before_any_work(tmp_path):
     from tasks.home import HomeUnusable, check_state
 
     settings = Settings(home=tmp_path / "home")
-    with connect(settings.db_path) as con:
+    with connect(settings) as con:
         con.execute("INSERT INTO quarantine SELECT 'f.csv', i, 'reason', repeat('x', 200), now() FROM range(50000) t(i)")
     size = settings.db_path.stat().st_size
     with settings.db_path.open("r+b") as damaged:

@@ -25,7 +25,7 @@ from llm_server import (
 from test_llm_rank import K, KEY, batch, built_home, home, llm_settings, table  # noqa: F401 (fixtures)
 from rankers.llm import LlmRanker
 from tasks import db, progress, stop
-from tasks.llm_client import LlmCallFailed, LlmClient, LlmUnavailable, preflight, reset_shared_state
+from tasks.llm_client import LlmCallFailed, LlmClient, LlmUnavailable, SlidingWindowLimiter, preflight, reset_shared_state
 from tasks.rank import rank_users
 from tasks.settings import Settings
 
@@ -122,7 +122,7 @@ def test_an_oversized_answer_is_not_read_cached_or_parsed(home):
         candidates = batch(settings, users=4)
         before = settings.db_path.stat().st_size
         started = time.monotonic()
-        with db.connect(settings.db_path) as con:
+        with db.connect(settings) as con:
             ids = candidates["user_id"].unique().sort().to_list()
             ranked = rank_users(con, settings, LlmRanker(settings), ids)
         elapsed = time.monotonic() - started
@@ -131,7 +131,7 @@ def test_an_oversized_answer_is_not_read_cached_or_parsed(home):
     assert reasons[ids[0]] == "llm call failed: answer passed the 65536-byte cap"
     assert reasons[ids[1]] == f"llm call failed: answer of {size} bytes is over the 65536-byte cap"
     assert reasons[ids[2]] is None and reasons[ids[3]] is None
-    with db.connect(settings.db_path) as con:
+    with db.connect(settings) as con:
         cached = con.sql("SELECT count(*), coalesce(max(length(content)), 0) FROM llm_cache").fetchall()[0]
     assert cached[0] == 2 and cached[1] < 65_536, "only the two normal answers are cached"
     assert settings.db_path.stat().st_size - before < 5_000_000
@@ -177,12 +177,12 @@ def test_with_on_outage_fail_an_open_circuit_fails_the_batch_in_one_line_and_wri
         settings = llm_settings(home, server, llm_concurrency=2, llm_breaker_failures=2, llm_backoff_seconds=0.01,
                                 llm_on_outage="fail")
         candidates = batch(settings, users=10)
-        with db.connect(settings.db_path) as con, pytest.raises(LlmUnavailable) as failure:
+        with db.connect(settings) as con, pytest.raises(LlmUnavailable) as failure:
             rank_users(con, settings, LlmRanker(settings), candidates["user_id"].unique().to_list())
         assert server.count() <= 3
     assert str(failure.value).startswith("llm circuit open: 2 consecutive failures, last: HTTP 503 (RECS_LLM_ON_OUTAGE=fail")
     assert "\n" not in str(failure.value)
-    with db.connect(settings.db_path) as con:
+    with db.connect(settings) as con:
         assert con.sql("SELECT count(*) FROM ranked").fetchall()[0][0] == 0, "every user is still pending"
 
 
@@ -194,7 +194,7 @@ def rank_in_thread(settings: Settings, user_ids: list[int]) -> tuple[threading.T
 
     def run() -> None:
         try:
-            with db.connect(settings.db_path) as con:
+            with db.connect(settings) as con:
                 outcome["ranked"] = rank_users(con, settings, LlmRanker(settings), user_ids)
         except BaseException as error:
             outcome["error"] = error
@@ -228,12 +228,12 @@ def test_a_stop_abandons_calls_in_flight_writes_no_fallbacks_and_the_rerun_pays_
         time.sleep(0.3)
         assert server.count() == 5, "no request after the stop"
         assert not [t for t in threading.enumerate() if t.name.startswith("llm-rank")], "no ranking thread left"
-        with db.connect(settings.db_path) as con:
+        with db.connect(settings) as con:
             assert con.sql("SELECT count(*) FROM llm_cache").fetchall()[0][0] == 3, "paid answers are kept"
             assert con.sql("SELECT count(*) FROM ranked").fetchall()[0][0] == 0, "no user written as a fallback"
 
         stop.reset()
-        with db.connect(settings.db_path) as con:
+        with db.connect(settings) as con:
             ranked = rank_users(con, settings, LlmRanker(settings), users)
         assert (ranked["ranker"] == "llm").all()
         assert server.count() == 5 + 9, "the rerun pays only for the users not answered before"
@@ -290,3 +290,17 @@ def test_a_retried_batch_counts_its_users_once(home, caplog):
         calls = server.count()
     last = [r.getMessage() for r in caplog.records if r.getMessage().startswith("rank: ")][-1]
     assert last.startswith(f"rank: 8/8 users (100 %), {calls} LLM calls, {calls} cache hits, 0 fallbacks, "), last
+
+
+def test_a_slow_answer_costs_its_rate_limit_slot_the_arrival_margin_not_its_latency():
+    """Issue 14 §5: a slot's window starts at the send + arrival margin when the answer is slower than that."""
+    limiter = SlidingWindowLimiter(requests=1, tokens=10**9, window=1.0, arrival_margin=0.1)
+    sent = time.monotonic()
+    slot = limiter.acquire(1, deadline=sent + 10)
+    time.sleep(0.6)  # the answer takes 0.6 s
+    limiter.release(slot)
+
+    limiter.acquire(1, deadline=sent + 10)
+    waited = time.monotonic() - sent
+
+    assert 1.1 <= waited < 1.5, f"{waited:.2f} s: the window started at send + 0.1 s, not at the response (1.6 s)"

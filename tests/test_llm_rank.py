@@ -88,13 +88,13 @@ def llm_settings(home, server: OpenAICompatibleServer, **overrides) -> Settings:
 
 
 def batch(settings: Settings, users: int | None = None) -> pl.DataFrame:
-    with db.connect(settings.db_path) as con:
+    with db.connect(settings) as con:
         ids = user_batches(con, settings, 1000)[0]
         return db.frame(con, "rank/batch_candidates", {"run_date": RUN_DATE, "user_ids": ids[:users]})
 
 
 def table(settings: Settings, name: str) -> pl.DataFrame:
-    with db.connect(settings.db_path) as con:
+    with db.connect(settings) as con:
         return db.frame(con, name, {"run_date": RUN_DATE})
 
 
@@ -331,7 +331,7 @@ def test_prompt_costs_at_most_a_third_of_the_original_recipe_on_the_default_data
     assert settings.gen_users == 1_000
     ingest.fn(settings)
     candidates_task.fn(settings, train.fn(settings).serving_version)
-    with db.connect(settings.db_path) as con:
+    with db.connect(settings) as con:
         ids = user_batches(con, settings, 100_000)[0]
         sizes = prompt_sizes(con, db.frame(con, "rank/batch_candidates", {"run_date": RUN_DATE, "user_ids": ids}), settings)
     assert sizes.height == 1_000
@@ -356,14 +356,14 @@ def test_per_run_cap_sends_new_and_most_changed_users_first(home):
     night2 = RUN_DATE + timedelta(days=1)
     with OpenAICompatibleServer() as server:
         first = llm_settings(home, server)
-        with db.connect(first.db_path) as con:
+        with db.connect(first) as con:
             users = user_batches(con, first, 1000)[0]
             night1 = rank_users(con, first, LlmRanker(first), users)
         assert (night1["ranker"] == "llm").all() and server.count() == len(users)
 
         # night 2: same candidates, except: `new` (never LLM-ranked) and `many`/`few` with 3/1 new candidates
         new, many, few = users[7], users[12], users[3]
-        with db.connect(first.db_path) as con:
+        with db.connect(first) as con:
             con.execute("INSERT INTO candidates SELECT ?::DATE, * EXCLUDE (run_date) FROM candidates WHERE run_date = ?",
                         [night2, RUN_DATE])
             con.execute("DELETE FROM ranked WHERE run_date = ? AND user_id = ?", [RUN_DATE, new])
@@ -371,7 +371,7 @@ def test_per_run_cap_sends_new_and_most_changed_users_first(home):
                 _replace_candidates(con, night2, user, n)
         second = llm_settings(home, server, run_date=night2, llm_max_users=2)
         before = server.count()
-        with db.connect(second.db_path) as con:
+        with db.connect(second) as con:
             ranked = rank_users(con, second, LlmRanker(second), users)
             plan = con.execute("SELECT user_id, cached, new_candidates, priority, admitted FROM llm_plan "
                                "WHERE run_date = ? AND NOT cached ORDER BY priority", [night2]).fetchall()
@@ -385,7 +385,7 @@ def test_per_run_cap_sends_new_and_most_changed_users_first(home):
         assert set(per_user.values()) == {"llm"}, "cached users and the admitted ones keep the LLM order"
         capped = ranked.filter(pl.col("user_id") == few)
         assert capped.height == K and (capped["fallback_reason"] == CAP_REACHED).all()
-        with db.connect(second.db_path) as con:
+        with db.connect(second) as con:
             all_candidates = db.frame(con, "rank/batch_candidates", {"run_date": night2, "user_ids": users})
         candidates = all_candidates.filter(pl.col("user_id") == few)
         assert capped["item_id"].to_list() == AlsRanker().rank(candidates, K)["item_id"].to_list()
@@ -393,7 +393,7 @@ def test_per_run_cap_sends_new_and_most_changed_users_first(home):
         again = LlmRanker(second).rank(all_candidates, K)  # a resumed/repeated night: same plan, nothing paid
         assert server.count() - before == 2
         assert again.sort("user_id", "rank")["ranker"].equals(ranked.sort("user_id", "rank")["ranker"])
-    with db.connect(second.db_path) as con:
+    with db.connect(second) as con:
         summary = db.frame(con, "llm/summary", {"run_date": night2}).row(0, named=True)
     assert summary["fallbacks"] == 1 and summary["users"] == len(users) and summary["calls"] == 2
 

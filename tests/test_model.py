@@ -45,7 +45,7 @@ def test_promotion_keeps_the_current_model_when_the_new_one_is_worse():
 
 def test_training_on_the_default_dataset_saves_a_model_that_beats_popularity(tmp_path):
     settings = Settings(home=tmp_path, run_date=RUN_DATE)  # the default generated size
-    with db.connect(settings.db_path) as con:
+    with db.connect(settings) as con:
         ingest_source(con, resolve_source(settings))
         result = train_model(con, settings)
         stored = db.run(con, "train/find_model", {"model_version": result.model_version})

@@ -48,7 +48,7 @@ COPY_ONE_WITH_TS = (
 def ready_home(tmp_path_factory) -> Path:
     """Every stage run on the small generated dataset and the night published (plain functions, no Prefect)."""
     settings = Settings(home=tmp_path_factory.mktemp("ready") / "home", run_date=RUN_DATE, **SMALL)
-    with db.connect(settings.db_path) as con:
+    with db.connect(settings) as con:
         ingest_source(con, resolve_source(settings))
         version = train_model(con, settings).serving_version
         store_candidates(con, build_candidates(con, settings, version), settings, version)

@@ -1,7 +1,7 @@
 -- Type the staged catalogue and name, for each unusable row, why (ids: integers written as integers).
 CREATE OR REPLACE TEMP TABLE classified_catalog AS
 WITH typed AS (
-    SELECT *, CASE WHEN regexp_full_match(item_id, '[+-]?\d+') THEN TRY_CAST(item_id AS BIGINT) END AS item_id_n
+    SELECT *, integer_text(item_id) AS item_id_n
     FROM staged_catalog
 )
 SELECT

@@ -1,17 +1,34 @@
--- Type the staged fields and name, for each unusable row, the first reason it is unusable.
+-- Type the staged fields (`staged_interactions`) and name, for each unusable row, the first reason it is unusable.
 -- Ids are integers written as integers ('+'/'-' sign allowed; '61.5', '1e2', '0x10', '1_000' are not).
 -- Epoch timestamps are read by magnitude: seconds below 1e11, milliseconds below 1e14, microseconds
 -- below 1e17, else nanoseconds; a converted row is loaded with a note. Timestamps after $max_ts or
--- before $min_ts (or negative) are quarantined. Undecodable / overlong lines keep their reason.
-CREATE OR REPLACE TEMP TABLE classified_interactions AS
-WITH typed AS (
+-- before $min_ts (or negative) are quarantined. Duplicates, rejected and empty lines are handled after this
+-- one pass (ingest/mark_duplicates, ingest/renumber_rows, ingest/add_rejected_lines); the raw line of a row with a
+-- reason is read again afterwards (ingest/raw_lines_of_reasons), only when there is one.
+CREATE OR REPLACE TABLE classified_interactions AS
+WITH cleaned AS (  -- the common case (plain digits, a number) skips field_text and the patterns
     SELECT
-        s.*,
-        CASE WHEN regexp_full_match(user_id, '[+-]?\d+') THEN TRY_CAST(user_id AS BIGINT) END AS user_id_n,
-        CASE WHEN regexp_full_match(item_id, '[+-]?\d+') THEN TRY_CAST(item_id AS BIGINT) END AS item_id_n,
+        line_number, n_fields,
+        integer_text(user_id) AS user_id_n,
+        integer_text(item_id) AS item_id_n,
         TRY_CAST(rating AS DOUBLE) AS rating_n,
-        CASE WHEN regexp_full_match(ts, '-?\d+(\.\d+)?') THEN TRY_CAST(ts AS DOUBLE) END AS epoch
-    FROM staged_interactions AS s
+        TRY_CAST(ts AS BIGINT) AS ts_int,
+        CASE WHEN ts_int::VARCHAR = ts THEN ts ELSE field_text(ts) END AS ts,
+        user_id AS user_text, item_id AS item_text, rating AS rating_text
+    FROM staged_interactions
+),
+numeric AS (
+    SELECT
+        * EXCLUDE (user_text, item_text, rating_text, rating_n),
+        CASE WHEN user_id_n IS NULL THEN field_text(user_text) ELSE user_text END AS user_id,
+        CASE WHEN item_id_n IS NULL THEN field_text(item_text) ELSE item_text END AS item_id,
+        CASE WHEN rating_n IS NULL THEN field_text(rating_text) ELSE rating_text END AS rating,
+        coalesce(rating_n, TRY_CAST(field_text(rating_text) AS DOUBLE)) AS rating_n,
+        CASE
+            WHEN ts_int::VARCHAR = ts THEN ts_int::DOUBLE
+            WHEN regexp_full_match(ts, '-?\d+(\.\d+)?') THEN TRY_CAST(ts AS DOUBLE)
+        END AS epoch
+    FROM cleaned
 ),
 timed AS (
     SELECT
@@ -25,6 +42,7 @@ timed AS (
         END AS unit,
         CASE
             WHEN epoch IS NULL THEN TRY_CAST(TRY_CAST(ts AS TIMESTAMPTZ) AT TIME ZONE 'UTC' AS TIMESTAMP)
+            WHEN ts_int::VARCHAR = ts AND abs(ts_int) < 100000000000 THEN make_timestamp(ts_int * 1000000)  -- seconds, the common case
             ELSE try(make_timestamp(CASE  -- microseconds: integers exactly, fractions via DOUBLE (sub-microsecond rounding)
                 WHEN contains(ts, '.') THEN CAST(round(epoch * CASE
                     WHEN abs(epoch) < 1e11 THEN 1e6 WHEN abs(epoch) < 1e14 THEN 1e3 WHEN abs(epoch) < 1e17 THEN 1 ELSE 1e-3 END) AS BIGINT)
@@ -34,7 +52,7 @@ timed AS (
                 ELSE CAST((CAST(ts AS HUGEINT) + 500) // 1000 AS BIGINT)
             END))
         END AS ts_n
-    FROM typed
+    FROM numeric
 ),
 judged AS (
     SELECT
@@ -59,13 +77,7 @@ judged AS (
     FROM timed
 )
 SELECT
-    line_number, raw, user_id_n AS user_id, item_id_n AS item_id, rating_n AS rating, ts_n AS ts,
-    coalesce(
-        reason,
-        CASE WHEN row_number() OVER (PARTITION BY user_id_n, item_id_n, ts_n ORDER BY line_number) > 1
-             THEN 'duplicate of an earlier row (user_id, item_id, timestamp)' END
-    ) AS reason,
+    line_number, user_id_n AS user_id, item_id_n AS item_id, rating_n AS rating, ts_n AS ts, reason,
+    NULL::VARCHAR AS raw,
     CASE WHEN unit <> 'seconds' THEN format('timestamp in {} since the epoch, converted', unit) END AS note
-FROM judged
-UNION ALL BY NAME
-SELECT line_number, raw, reason FROM rejected_lines WHERE line_number > $header_lines;
+FROM judged;

@@ -1,5 +1,4 @@
--- A Parquet interactions file -> the same text fields as a delimited file.
-CREATE OR REPLACE TEMP TABLE staged_interactions AS
+-- A Parquet interactions file -> the same text fields as a delimited file (the body of the temp view `staged_interactions`).
 SELECT
     file_row_number + 1 AS line_number,
     to_json(p)::VARCHAR AS raw,

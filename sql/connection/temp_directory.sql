@@ -1,0 +1,2 @@
+-- Where DuckDB spills.
+SET temp_directory = $temp_directory;
