@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import re
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -89,14 +90,19 @@ class FileRejected(InputError):
 
 @dataclass(frozen=True)
 class FileScan:
-    """One pass over a file's bytes: its content hash and the numbers of its empty lines."""
+    """One pass over a file's bytes: its content hash, the numbers of its empty lines, whether it mixes line ends."""
 
     sha256: str
     empty_lines: list[int]  # 1-based; the CSV reader skips them, so the rows after them are renumbered
+    mixed_line_ends: bool = False  # CRLF and bare LF: DuckDB's CSV reader refuses such a file, so it reads an LF copy
+
+
+BARE_LF = re.compile(rb"(?<!\r)\n")
 
 
 def scan_file(path: Path) -> FileScan:
     digest, found = hashlib.sha256(), []
+    crlf = bare_lf = False
     newlines_before, carry = -1, b"\n"  # a virtual newline before line 1: a file starting with one has an empty line 1
     with path.open("rb") as f:
         while True:
@@ -107,10 +113,25 @@ def scan_file(path: Path) -> FileScan:
             if b"\n\n" in data or b"\n\r\n" in data:
                 found += [newlines_before + data.count(b"\n", 0, match.start() + 1) + 1
                           for match in re.finditer(rb"\n(?=\r?\n)", data) if match.start() < settled]  # fmt: skip
+            crlf = crlf or b"\r\n" in data
+            bare_lf = bare_lf or BARE_LF.search(data, 1) is not None  # data[0] was looked at with the byte before it
             if not chunk:
-                return FileScan(digest.hexdigest(), found)
+                return FileScan(digest.hexdigest(), found, crlf and bare_lf)
             newlines_before += data.count(b"\n", 0, settled)
             carry = data[settled:]
+
+
+def lf_copy(path: Path, directory: Path) -> Path:
+    """A copy of `path` in `directory` with every CRLF line end written as LF (line numbers and fields unchanged)."""
+    target = directory / f"{path.name}.lf"
+    with path.open("rb") as source, target.open("wb") as out:
+        pending = b""
+        while chunk := source.read(1 << 24):
+            data = pending + chunk
+            pending = data[-1:] if data.endswith(b"\r") else b""  # its LF may start the next chunk
+            out.write(data[: len(data) - len(pending)].replace(b"\r\n", b"\n"))
+        out.write(pending)
+    return target
 
 
 def ingest_source(
@@ -134,7 +155,8 @@ def ingest_source(
                 report.files_loaded += counts is not None
                 report.files_skipped += counts is None
             stage = partial(_stage_interactions, con, source.interactions, catalog is not None, limits)
-            counts = _load_file(con, source.interactions.path, "interactions", stage, loaded_at, limits)
+            counts = _load_file(con, source.interactions.path, "interactions", stage, loaded_at, limits,
+                                text=not source.interactions.is_parquet)
             if counts:
                 report.rows_read, report.rows_loaded, report.rows_quarantined, report.rows_converted = counts
             report.files_loaded += counts is not None
@@ -150,15 +172,32 @@ def ingest_source(
 
 
 def _load_file(
-    con: duckdb.DuckDBPyConnection, path: Path, kind: str, stage: Callable[[list[int]], None], loaded_at: datetime, limits: Limits
+    con: duckdb.DuckDBPyConnection, path: Path, kind: str, stage: Callable[[Path, list[int]], None], loaded_at: datetime,
+    limits: Limits, text: bool = True,
 ) -> tuple[int, int, int, int] | None:
-    """Stage, check, load and quarantine one file: (read, loaded, quarantined, converted or titles changed), None if seen before."""
+    """Stage, check, load and quarantine one file: (read, loaded, quarantined, converted or titles changed), None if seen before.
+
+    A text file mixing CRLF and LF line ends is read from an LF copy in a temporary directory (kept while its rows are read)."""
     scan = scan_file(path)
-    sha = scan.sha256
-    if scalar(con, "ingest/file_seen", {"sha256": sha}):
+    if scalar(con, "ingest/file_seen", {"sha256": scan.sha256}):
         return None
+    if not (text and scan.mixed_line_ends):
+        return _load_scanned(con, path, path, scan, kind, stage, loaded_at, limits)
+    with tempfile.TemporaryDirectory(prefix="recs-lf-") as tmp:
+        return _load_scanned(con, path, lf_copy(path, Path(tmp)), scan, kind, stage, loaded_at, limits)
+
+
+def _load_scanned(
+    con: duckdb.DuckDBPyConnection, path: Path, read_path: Path, scan: FileScan, kind: str, stage: Callable[[Path, list[int]], None],
+    loaded_at: datetime, limits: Limits,
+) -> tuple[int, int, int, int]:
+    """_load_file once the file is known to be new; its rows are read from `read_path`."""
+    sha = scan.sha256
     source = str(path.resolve())
-    stage(scan.empty_lines)
+    try:
+        stage(read_path, scan.empty_lines)
+    except duckdb.InvalidInputException as error:  # e.g. a carriage return inside a line: no line structure to quarantine by
+        raise FileRejected(path, sha, f"DuckDB's CSV reader cannot split it into lines: {str(error).splitlines()[0]}") from None
     classified = f"classified_{kind}"
     ((rows_read, rows_quarantined),) = run(con, "ingest/classified_counts", {"classified": classified})
     _check_quarantined_share(con, path, sha, classified, rows_read, rows_quarantined, limits.max_quarantined_share)
@@ -222,9 +261,9 @@ def _read_lines(con: duckdb.DuckDBPyConnection, path: Path, encoding: str, limit
     run(con, "ingest/number_lines" if scalar(con, "ingest/rejected_count") else "ingest/lines_as_read")
 
 
-def _stage_catalog(con: duckdb.DuckDBPyConnection, catalog: CatalogFile, limits: Limits, empty_lines: list[int]) -> None:
-    """`classified_catalog` (read as numbered lines: empty ones are kept as such)."""
-    _read_lines(con, catalog.path, catalog.encoding, limits)
+def _stage_catalog(con: duckdb.DuckDBPyConnection, catalog: CatalogFile, limits: Limits, read_path: Path, empty_lines: list[int]) -> None:
+    """`classified_catalog` (read as numbered lines from `read_path`: empty ones are kept as such)."""
+    _read_lines(con, read_path, catalog.encoding, limits)
     params = dict(catalog.params)
     if catalog.splitter != "ml100k":
         params["header_lines"] = catalog.header_lines
@@ -233,19 +272,20 @@ def _stage_catalog(con: duckdb.DuckDBPyConnection, catalog: CatalogFile, limits:
 
 
 def _stage_interactions(
-    con: duckdb.DuckDBPyConnection, file: InteractionsFile, check_catalog: bool, limits: Limits, empty_lines: list[int]
+    con: duckdb.DuckDBPyConnection, file: InteractionsFile, check_catalog: bool, limits: Limits, read_path: Path, empty_lines: list[int]
 ) -> None:
-    """`classified_interactions`: one typed pass over the file, then duplicates, exact line numbers and rejected lines."""
+    """`classified_interactions`: one typed pass over the file (read from `read_path`), then duplicates, exact line numbers and
+    rejected lines."""
     expected_fields = 4 if file.is_parquet else _expected_fields(file)
     read = {"expected_fields": expected_fields, "delimiter": file.delimiter, "encoding": file.encoding,
             "max_line_bytes": limits.max_line_bytes, "rejects_table": f"row_rejects_{next(_READS)}"}  # fmt: skip
     if file.is_parquet:
         rating_column = "rating" if file.rating_range == RATING_RANGE else "weight"
-        view(con, "staged_interactions", "ingest/stage_parquet_interactions", {"path": str(file.path), "rating_column": rating_column})
+        view(con, "staged_interactions", "ingest/stage_parquet_interactions", {"path": str(read_path), "rating_column": rating_column})
         run(con, "ingest/no_rejected_lines")
     else:
         columns = {_field_name(file, position): "VARCHAR" for position in range(1, expected_fields + 1)}
-        staged = {"path": str(file.path), "columns": columns, "header_lines": file.header_lines, **read}
+        staged = {"path": str(read_path), "columns": columns, "header_lines": file.header_lines, **read}
         view(con, "staged_interactions", "ingest/stage_csv_interactions", staged)
     run(
         con,

@@ -125,6 +125,34 @@ def test_empty_and_rejected_lines_keep_every_later_line_number_and_raw_line_exac
     assert con.sql("SELECT user_id, item_id FROM interactions ORDER BY user_id").fetchall() == [(1, 10), (3, 13)]
 
 
+def test_a_file_mixing_crlf_and_lf_line_ends_loads_with_exact_line_numbers(con, tmp_path):
+    """Files concatenated from Windows and Unix sources: DuckDB's CSV reader refuses them, ingest reads an LF copy."""
+    lines = [HEADER.rstrip("\n"), f"1,10,4,{TS}", "", f"1,11,4,{TS},extra", f"2,12,4,{TS}", "2,13,4,yesterday", f"3,13,4,{TS}"]
+    data = write(tmp_path / "r.csv", "".join(line + ("\r\n" if n % 2 else "\n") for n, line in enumerate(lines)))
+    catalog = write(tmp_path / "items.csv", "item_id,title,genres\r\n10,Alpha,Drama\n11,Beta,Comedy\r\n12,Gamma,\n13,Delta,Drama\r\n")
+
+    report = ingest_source(con, detect_source(data, catalog), limits(max_quarantined_share=1.0))
+
+    assert con.sql("SELECT row_number, reason, raw FROM quarantine ORDER BY row_number").fetchall() == [
+        (4, "expected 4 fields, found 5", f"1,11,4,{TS},extra"),
+        (6, "bad timestamp 'yesterday'", "2,13,4,yesterday"),
+    ]
+    assert (report.rows_read, report.rows_loaded) == (5, 3)
+    assert con.sql("SELECT user_id, item_id FROM interactions ORDER BY user_id").fetchall() == [(1, 10), (2, 12), (3, 13)]
+    assert con.sql("SELECT item_id, title FROM catalog ORDER BY item_id").fetchall() == [
+        (10, "Alpha"), (11, "Beta"), (12, "Gamma"), (13, "Delta")]
+
+
+def test_a_carriage_return_inside_a_line_refuses_the_file_in_one_line_and_records_it(con, tmp_path):
+    data = write(tmp_path / "r.csv", HEADER + f"1,10,4,{TS}\n2,1\r1,4,{TS}\n")
+
+    with pytest.raises(FileRejected, match="DuckDB's CSV reader cannot split it into lines: Invalid Input Error"):
+        ingest_source(con, detect_source(data), limits())
+
+    assert count(con, "interactions") == 0
+    assert con.sql("SELECT reason FROM rejected_files").fetchall()[0][0].startswith("DuckDB's CSV reader cannot split it")
+
+
 # --- §2 and §3: epochs, row-level timestamps, stage-check-commit --------------------------------
 
 
