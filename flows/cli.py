@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import gc
 import logging
+import os
 import signal
+import sys
 from datetime import date
 from pathlib import Path
 from typing import Annotated, Any, NoReturn, Optional
@@ -140,7 +142,12 @@ def finish(outcome: dict[str, Any] | BaseException) -> NoReturn:
 
     if isinstance(outcome, BaseException):
         if stop.requested():
-            fail(outcome, 128 + signal.Signals[stop.reason() or "SIGTERM"], "stopped")
+            try:
+                fail(outcome, 128 + signal.Signals[stop.reason() or "SIGTERM"], "stopped")
+            except typer.Exit as stopped:  # asked to die: no interpreter finalisation, whose leak reports of the handles
+                sys.stdout.flush()  # the stopped threads still hold would follow the closing line
+                sys.stderr.flush()
+                os._exit(stopped.exit_code)
         fail(outcome, 1, "run failed")
     exit_now(0, f"[green]published[/] {outcome['rows']} rows for {outcome['users']} users to {outcome['published']}")
 
