@@ -57,6 +57,7 @@ from tasks.errors import InputError
 from tasks.gate import BLEND_WEIGHTS, gate_rule
 from tasks.ingest import detect_source, ingest_source, resolve_source
 from tasks.llm_client import redact
+from tasks.report import explanation_line
 from tasks.settings import EVAL_LLM_USERS, Settings, SplitName
 from tasks.train import (
     PAD,
@@ -235,6 +236,8 @@ def llm_topn(
                 out[method] = (None, failure(error, settings))
                 continue
             usable, status = llm_status(ranked, len(user_rows))
+            if usable:
+                status += f"; explanations: {explanations_of(base, ranked)}"
             out[method] = (item_rows(ranked, holdout, depth) if usable else None, status)
         try:
             blends = rank_blends(base, candidates, BLEND_WEIGHTS, depth)
@@ -250,6 +253,17 @@ def llm_topn(
     gated, note = gated_rows(als, lists, holdout, positions, settings.split_seed)
     out[GATED_METHOD] = (gated, f"{status}; {note}")
     return out
+
+
+def explanations_of(settings: Settings, ranked: pl.DataFrame) -> str:
+    """The explanation quality of ranked lists (tasks/report.py explanation_line), stored as the evaluation
+    DuckDB's ranked rows of settings.run_date next to the candidates they came from."""
+    with connect(settings) as con, db.transaction(con):
+        db.run(con, "rank/clear", {"run_date": settings.run_date})
+        with db.registered(con, "new_ranked", ranked):
+            db.run(con, "rank/insert_batch", {"run_date": settings.run_date})
+        con.execute(db.sql("views"))
+        return explanation_line(con, settings.run_date)
 
 
 def failure(error: Exception, settings: Settings) -> str:

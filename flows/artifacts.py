@@ -8,6 +8,7 @@ import polars as pl
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from tasks import db
+from tasks.report import explanation_line
 from tasks.settings import Settings
 
 SAMPLE_USERS = 5
@@ -28,20 +29,6 @@ def _counts(counts: dict[str, int]) -> str:
     return ", ".join(f"{name} {value:,}" for name, value in counts.items())
 
 
-def explanation_line(quality: pl.DataFrame) -> str:
-    """One night's explanation quality (sql/views.sql, explanation_quality) in words."""
-    if quality.is_empty():
-        return "none ranked"
-    quality = quality.row(0, named=True)
-    line = (
-        f"{quality['distinct_explanation_share']:.0%} distinct texts, "
-        f"{quality['evidence_items_per_user'] or 0:.1f} history items cited per user"
-    )
-    if quality["llm_faithfulness"] is None:
-        return line
-    return line + f", {quality['llm_faithfulness']:.0%} of {quality['llm_citations']:,} LLM citations among the ALS top contributors"
-
-
 def publish_run_artifacts(settings: Settings, summary: dict[str, Any]) -> None:
     """Run summary, model metrics, a sample of explained recommendations and, for the llm ranker, its accounting."""
     key = f"recs-{settings.run_date.isoformat()}"
@@ -49,7 +36,7 @@ def publish_run_artifacts(settings: Settings, summary: dict[str, Any]) -> None:
         metrics = db.frame(con, "report/model_metrics", {"model_version": summary["trained_version"]})
         sample = db.frame(con, "report/sample", {"run_date": settings.run_date, "users": SAMPLE_USERS, "k": settings.k})
         llm_accounting = db.frame(con, "llm/summary", {"run_date": settings.run_date}).cast(pl.String)
-        explanations = db.frame(con, "report/explanations", {"run_date": settings.run_date})
+        explanations = explanation_line(con, settings.run_date)
         canary = db.frame(con, "gate/canary_rows", {"run_date": settings.run_date})
     stages = pl.DataFrame({"stage": list(summary["seconds"]), "seconds": list(summary["seconds"].values())})
     create_markdown_artifact(
@@ -63,7 +50,7 @@ def publish_run_artifacts(settings: Settings, summary: dict[str, Any]) -> None:
             + (f"- {summary['llm_gate']}\n" if summary.get("llm_gate") else "")
             + f"- ranked rows by ranker: {_counts(summary['ranked'])}\n"
             f"- published {summary['rows']} rows for {summary['users']} users to `{summary['published']}`\n"
-            f"- explanations: {explanation_line(explanations)}\n\n"
+            f"- explanations: {explanations}\n\n"
             f"## Stage timings\n\n{markdown_table(stages)}\n"
         ),
     )

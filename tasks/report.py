@@ -60,6 +60,21 @@ def report(settings: Settings) -> Report:
         return report_night(con, settings)
 
 
+def explanation_line(con, run_date: date) -> str:
+    """The explanation quality of one night's ranked rows (sql/views.sql, explanation_quality) in words."""
+    quality = db.frame(con, "report/explanations", {"run_date": run_date})
+    if quality.is_empty():
+        return "none ranked"
+    quality = quality.row(0, named=True)
+    line = (
+        f"{quality['distinct_explanation_share']:.0%} distinct texts, "
+        f"{quality['evidence_items_per_user'] or 0:.1f} history items cited per user"
+    )
+    if quality["llm_faithfulness"] is None:
+        return line
+    return line + f", {quality['llm_faithfulness']:.0%} of {quality['llm_citations']:,} LLM citations among the ALS top contributors"
+
+
 def render_trend(rows: pl.DataFrame, title: str) -> Table:
     """The trend as a rich table, one row per night; the ranker mix in per cent."""
     table = Table(title=title)
