@@ -31,7 +31,9 @@ def connect(where: Path | Settings) -> Iterator[duckdb.DuckDBPyConnection]:
     con = duckdb.connect(str(db_path))
     if isinstance(where, Settings):
         run(con, "connection/memory_limit", {"memory_limit": where.duckdb_memory_limit})
-        run(con, "connection/temp_directory", {"temp_directory": str(where.duckdb_spill_dir)})
+        spill_dir = str(where.duckdb_spill_dir)
+        if scalar(con, "connection/temp_directory_now") != spill_dir:  # once it has spilled, DuckDB refuses any SET of it
+            run(con, "connection/temp_directory", {"temp_directory": spill_dir})
     try:
         con.execute(sql("schema"))
         yield con
