@@ -188,9 +188,10 @@ def record(con, settings: Settings, decision: GateDecision, table: pl.DataFrame,
 
 
 def decide(settings: Settings) -> GateDecision:
-    """Tonight's decision: the stored one on a rerun, else the canary's (recorded)."""
+    """Tonight's decision: the stored one on a rerun with the same model and prompt, else the canary's (recorded)."""
     with db.connect(settings) as con:
-        stored = db.run(con, "gate/stored", {"run_date": settings.run_date})
+        stored = db.run(con, "gate/stored", {"run_date": settings.run_date, "model": settings.llm_model,
+                                             "prompt_version": settings.llm_prompt_version})
     if stored:
         names = [f.name for f in dataclasses.fields(GateDecision) if f.name != "reused"]
         decision = GateDecision(**dict(zip(names, stored[0])), reused=True)

@@ -90,6 +90,9 @@ def test_a_brain_that_ranks_worst_first_closes_the_gate_and_als_lists_are_publis
     with OpenAICompatibleServer(default_brain=worst_first(truth)) as server:
         summary = run_night(tmp_path, data, server, gate_env)
         calls = server.count()
+        gate_env.setenv("RECS_LLM_MODEL", "another-model")
+        other = run_night(tmp_path, data, server, gate_env)
+        other_calls = server.count() - calls
     gate = gate_row(tmp_path)
     assert summary["llm_gate"].startswith("llm gated off: best hybrid "), summary["llm_gate"]
     assert f"on 120 users" in summary["llm_gate"] and not gate["open"]
@@ -101,6 +104,8 @@ def test_a_brain_that_ranks_worst_first_closes_the_gate_and_als_lists_are_publis
     recs = published(tmp_path, RUN_DATE)
     assert set(recs["ranker"]) == {"als"}
     assert recs.select("user_id", "rank", "item_id").sort("user_id", "rank").equals(als_lists(tmp_path, RUN_DATE).sort("user_id", "rank"))
+    # the decision was another model's: the rerun tests this one afresh (and it closes too)
+    assert other_calls == 1 + 120 and not other["llm_gate"].endswith("reused)") and other["llm_gate"].startswith("llm gated off")
 
 
 def test_gate_off_runs_no_canary(tmp_path, gate_env):
