@@ -37,7 +37,6 @@ Rows (column `method`):
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import tempfile
 from pathlib import Path
@@ -67,7 +66,7 @@ from tasks.train import (
     fit_als,
     load_interactions,
     popularity_topn,
-    split_holdout,
+    split_interactions,
     to_matrices,
 )
 
@@ -319,8 +318,7 @@ def compare_methods(
     """
     if split == "random":
         data_ = interactions if interactions is not None else load_dataset(data, settings)
-        holdout = split_holdout(data_.likes, data_.seen, settings.test_fraction, seed)
-        holdout = dataclasses.replace(holdout, user_ids=data_.user_ids, item_ids=data_.item_ids)
+        holdout = split_interactions(data_, settings.test_fraction, seed)
     else:
         holdout = fixed_holdout(data, split, settings)
     if len(holdout.users) == 0:

@@ -29,7 +29,7 @@ from evaluation.held_out import held_out_candidates, item_rows, known_pairs, ndc
 from rankers.als import AlsRanker
 from tasks import db
 from tasks.settings import Settings
-from tasks.train import Holdout, fit_als, load_interactions, split_holdout
+from tasks.train import Holdout, fit_als, load_interactions, split_interactions
 
 BLEND_WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0)
 DEPTH = 10  # NDCG@10
@@ -114,8 +114,7 @@ def canary_settings(settings: Settings) -> Settings:
 def home_holdout(con, settings: Settings) -> Holdout:
     """The train stage's holdout split of the home's likes (same seed and fraction), with external ids."""
     data = load_interactions(con, settings.like_threshold, settings.als_alpha)
-    holdout = split_holdout(data.likes, data.seen, settings.test_fraction, settings.split_seed)
-    return dataclasses.replace(holdout, user_ids=data.user_ids, item_ids=data.item_ids)
+    return split_interactions(data, settings.test_fraction, settings.split_seed)
 
 
 def fill_canary(con, home_interactions: pl.DataFrame, home_catalog: pl.DataFrame, known: pl.DataFrame) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import shutil
@@ -128,6 +129,12 @@ def split_holdout(likes: sp.csr_matrix, seen: sp.csr_matrix, test_fraction: floa
     return Holdout(train, test, seen, np.flatnonzero(np.diff(test.indptr) > 0))
 
 
+def split_interactions(data: Interactions, test_fraction: float, seed: int) -> Holdout:
+    """split_holdout of all the likes, with the external id of each user row and item column."""
+    holdout = split_holdout(data.likes, data.seen, test_fraction, seed)
+    return dataclasses.replace(holdout, user_ids=data.user_ids, item_ids=data.item_ids)
+
+
 def als_topn(model: AlternatingLeastSquares, holdout: Holdout, n: int) -> np.ndarray:
     """The n best unseen items of every test user."""
     with threadpool_limits(1, "blas"):
@@ -146,7 +153,7 @@ METRIC_COLUMNS = {"method": pl.String, "metric": pl.String, "k": pl.Int64, "valu
 
 def holdout_metrics(data: Interactions, settings: Settings) -> pl.DataFrame:
     """Holdout metrics of ALS and of popularity on one seeded split of the likes (none when too few likes to hold any out)."""
-    holdout = split_holdout(data.likes, data.seen, settings.test_fraction, settings.split_seed)
+    holdout = split_interactions(data, settings.test_fraction, settings.split_seed)
     if len(holdout.users) == 0:
         return pl.DataFrame(schema=METRIC_COLUMNS)
     model = fit_als(holdout.train, settings)
