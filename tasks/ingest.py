@@ -14,7 +14,8 @@ import hashlib
 import itertools
 import re
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from functools import partial
@@ -179,52 +180,52 @@ def _load_file(
 
     A text file mixing CRLF and LF line ends is read from an LF copy in a temporary directory (kept while its rows are read)."""
     scan = scan_file(path)
-    if scalar(con, "ingest/file_seen", {"sha256": scan.sha256}):
-        return None
-    if not (text and scan.mixed_line_ends):
-        return _load_scanned(con, path, path, scan, kind, stage, loaded_at, limits)
-    with tempfile.TemporaryDirectory(prefix="recs-lf-") as tmp:
-        return _load_scanned(con, path, lf_copy(path, Path(tmp)), scan, kind, stage, loaded_at, limits)
-
-
-def _load_scanned(
-    con: duckdb.DuckDBPyConnection, path: Path, read_path: Path, scan: FileScan, kind: str, stage: Callable[[Path, list[int]], None],
-    loaded_at: datetime, limits: Limits,
-) -> tuple[int, int, int, int]:
-    """_load_file once the file is known to be new; its rows are read from `read_path`."""
     sha = scan.sha256
+    if scalar(con, "ingest/file_seen", {"sha256": sha}):
+        return None
     source = str(path.resolve())
-    try:
-        stage(read_path, scan.empty_lines)
-    except duckdb.InvalidInputException as error:  # e.g. a carriage return inside a line: no line structure to quarantine by
-        raise FileRejected(path, sha, f"DuckDB's CSV reader cannot split it into lines: {str(error).splitlines()[0]}") from None
-    classified = f"classified_{kind}"
-    ((rows_read, rows_quarantined),) = run(con, "ingest/classified_counts", {"classified": classified})
-    _check_quarantined_share(con, path, sha, classified, rows_read, rows_quarantined, limits.max_quarantined_share)
-    if kind == "catalog":
-        extra = _check_title_changes(con, path, sha, limits.max_title_change_share)
-        rows_loaded = scalar(con, "ingest/upsert_catalog", {"source": source})
-    else:
-        rows_loaded = scalar(con, "ingest/load_interactions", {"source": source, "loaded_at": loaded_at})
-        run(con, "ingest/synthesize_catalog")
-        run(con, "ingest/record_notes", {"sha256": sha, "source": source, "loaded_at": loaded_at})
-        extra = scalar(con, "ingest/converted_rows")
-    run(con, "ingest/quarantine_rows", {"source": source, "classified": classified, "loaded_at": loaded_at})
-    if kind == "interactions":
-        run(con, "ingest/drop_classified")
-    run(
-        con,
-        "ingest/record_file",
-        {
-            "sha256": sha,
-            "source": source,
-            "rows_read": rows_read,
-            "rows_loaded": rows_loaded,
-            "rows_quarantined": rows_quarantined,
-            "loaded_at": loaded_at,
-        },
-    )
-    return rows_read, rows_loaded, rows_quarantined, extra
+    with readable(path, text and scan.mixed_line_ends) as read_path:
+        try:
+            stage(read_path, scan.empty_lines)
+        except duckdb.InvalidInputException as error:  # e.g. a carriage return inside a line: no line structure to quarantine by
+            raise FileRejected(path, sha, f"DuckDB's CSV reader cannot split it into lines: {str(error).splitlines()[0]}") from None
+        classified = f"classified_{kind}"
+        ((rows_read, rows_quarantined),) = run(con, "ingest/classified_counts", {"classified": classified})
+        _check_quarantined_share(con, path, sha, classified, rows_read, rows_quarantined, limits.max_quarantined_share)
+        if kind == "catalog":
+            extra = _check_title_changes(con, path, sha, limits.max_title_change_share)
+            rows_loaded = scalar(con, "ingest/upsert_catalog", {"source": source})
+        else:
+            rows_loaded = scalar(con, "ingest/load_interactions", {"source": source, "loaded_at": loaded_at})
+            run(con, "ingest/synthesize_catalog")
+            run(con, "ingest/record_notes", {"sha256": sha, "source": source, "loaded_at": loaded_at})
+            extra = scalar(con, "ingest/converted_rows")
+        run(con, "ingest/quarantine_rows", {"source": source, "classified": classified, "loaded_at": loaded_at})
+        if kind == "interactions":
+            run(con, "ingest/drop_classified")
+        run(
+            con,
+            "ingest/record_file",
+            {
+                "sha256": sha,
+                "source": source,
+                "rows_read": rows_read,
+                "rows_loaded": rows_loaded,
+                "rows_quarantined": rows_quarantined,
+                "loaded_at": loaded_at,
+            },
+        )
+        return rows_read, rows_loaded, rows_quarantined, extra
+
+
+@contextmanager
+def readable(path: Path, mixed_line_ends: bool) -> Iterator[Path]:
+    """The file DuckDB's CSV reader reads for `path`: itself, or an LF copy (removed afterwards) when it mixes line ends."""
+    if not mixed_line_ends:
+        yield path
+        return
+    with tempfile.TemporaryDirectory(prefix="recs-lf-") as tmp:
+        yield lf_copy(path, Path(tmp))
 
 
 def _check_quarantined_share(
