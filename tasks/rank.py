@@ -17,15 +17,17 @@ from dataclasses import dataclass
 import polars as pl
 from prefect import task
 from prefect.cache_policies import NO_CACHE
-from prefect.futures import PrefectFuture, as_completed
+from prefect.futures import PrefectFuture, as_completed, wait
 
 from rankers import llm
 from rankers.als import AlsRanker
 from rankers.base import Ranker
 from rankers.llm_batch import LlmInputs, LlmOutputs, rank_with_llm
-from tasks import db, progress
+from tasks import db, progress, stop
 from tasks.errors import retry_unless_expected
 from tasks.settings import Settings
+
+STOP_GRACE_SECONDS = 5.0
 
 
 @dataclass
@@ -126,11 +128,14 @@ def rank_batch(settings: Settings, inputs: BatchInputs) -> BatchOutputs:
 def rank_stage(settings: Settings, logger) -> dict[str, int]:
     """Every pending batch through a rank task, at most `rank_batches_in_flight` at once, each stored as it
     finishes; rows per ranker. The flow's connection is the only one open on the DuckDB file. A failed batch
-    stops new submissions; the batches in flight are still stored, then its error is raised.
+    stops new submissions; the batches in flight are still stored, then its error is raised. A stop (signal)
+    while waiting stores what the batches in flight bring back within STOP_GRACE_SECONDS (threads stop their
+    LLM requests within ~0.1 s; worker processes do not hear the signal).
 
     LLM progress of all batches together is logged every `progress_seconds` (tasks/progress.py)."""
     counts: Counter = Counter()
-    first_error: Exception | None = None
+    errors: list[Exception] = []
+    stored: list[int] = []  # users of each stored batch
     with db.connect(settings) as con:
         batches = user_batches(con, settings)
         tracked = settings.ranker == "llm"  # the als ranker takes seconds: nothing to watch
@@ -140,19 +145,32 @@ def rank_stage(settings: Settings, logger) -> dict[str, int]:
         def submit(n: int) -> list[PrefectFuture]:
             return [rank_batch.submit(settings, read_batch(con, settings, users, admitted)) for users in take(todo, n)]
 
+        def store(future: PrefectFuture) -> None:
+            try:
+                outputs = future.result()
+                counts.update(store_batch(con, settings, outputs))
+            except Exception as error:
+                errors.append(error)
+                return
+            stored.append(len(outputs.user_ids))
+            logger.info("rank: batch %d of %d stored (%d users)", len(stored), len(batches), stored[-1])
+
         with progress.tracking(sum(map(len, batches)), settings.progress_seconds, logger) if tracked else nullcontext():
             pending = submit(settings.rank_batches_in_flight)
-            while pending:
-                done = next(as_completed(pending))
-                pending.remove(done)
-                try:
-                    counts += store_batch(con, settings, done.result())
-                except Exception as error:
-                    first_error = first_error or error
-                if first_error is None:
-                    pending += submit(1)
-    if first_error is not None:
-        raise first_error
+            try:
+                while pending:
+                    done = next(as_completed(pending))
+                    pending.remove(done)
+                    store(done)
+                    if not errors:
+                        pending += submit(1)
+            except BaseException:
+                if stop.requested():
+                    for future in wait(pending, timeout=STOP_GRACE_SECONDS).done:
+                        store(future)
+                raise
+            if errors:
+                raise errors[0]
     return dict(counts)
 
 

@@ -56,6 +56,9 @@ class Settings(BaseSettings):
     dask_threads_per_worker: int | None = Field(
         None, ge=1, description="Threads (rank tasks at once) per local Dask worker; empty: Dask's choice."
     )
+    candidate_users_per_batch: int = Field(
+        10_000, ge=1, description="Users per candidates task (ALS scores and evidence; fan-out granularity)."
+    )
     rank_batches_in_flight: int = Field(
         16, ge=1, description="Rank batches handed to the task runner at once (bounds the flow's memory; give a cluster at least its threads)."
     )
