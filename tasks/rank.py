@@ -22,7 +22,7 @@ from prefect.futures import PrefectFuture, as_completed, wait
 from rankers import llm
 from rankers.als import AlsRanker
 from rankers.base import Ranker
-from rankers.llm_batch import LlmInputs, LlmOutputs, rank_with_llm
+from rankers.llm_batch import LlmInputs, LlmOutputs, circuit_cause, rank_with_llm
 from tasks import db, progress, stop
 from tasks.errors import retry_unless_expected
 from tasks.settings import Settings
@@ -106,9 +106,8 @@ def count_progress(outputs: LlmOutputs) -> None:
         return
     calls = outputs.calls.group_by("user_id").agg(hits=(pl.col("outcome") == "cache_hit").sum(), attempts=pl.len())
     for row in outputs.users.join(calls, on="user_id", how="left").fill_null(0).iter_rows(named=True):
-        reason = row["fallback_reason"]
-        circuit = reason if reason and reason.startswith("llm circuit open") else None
-        tracker.user_done(row["user_id"], row["attempts"] - row["hits"], row["hits"], row["ranker"] == "als_fallback", circuit)
+        tracker.user_done(row["user_id"], row["attempts"] - row["hits"], row["hits"], row["ranker"] == "als_fallback",
+                          circuit_cause(row["fallback_reason"]))
 
 
 def rank_users(con, settings: Settings, ranker: Ranker, user_ids: list[int]) -> pl.DataFrame:
