@@ -263,11 +263,10 @@ class PrefectRateLimiter:
 class Lease:
     """A block of slots of the Prefect limit, held by this process under one Prefect lease."""
 
-    id: Any  # the lease's UUID
+    id: str
     size: int
     taken: float  # monotonic time it was granted
     slots: list[list[float]] = field(default_factory=list)  # the local slots of the requests it paid for
-    closed: bool = False  # no further request takes a slot from it
 
 
 @dataclass
@@ -315,12 +314,10 @@ class LeasedLimiter:
     def acquire(self, tokens: int, deadline: float) -> LeasedSlot:
         slot = self.local.acquire(tokens, deadline)
         try:
-            lease = self._take(slot, deadline)
+            return LeasedSlot(slot, self._take(slot, deadline))
         except BaseException:
             self.local.release(slot)
             raise
-        slot[2] = time.monotonic()  # sent now, not when the local slot was taken (its window counts from the send)
-        return LeasedSlot(slot, lease)
 
     def release(self, slot: LeasedSlot) -> None:
         self.local.release(slot.local)
@@ -339,6 +336,7 @@ class LeasedLimiter:
                     stop.check()
                     self._close_if_done(time.monotonic())
                     if self._open is not None:
+                        slot[2] = time.monotonic()  # sent now: its window counts from here, not from the local slot
                         self._open.slots.append(slot)
                         return self._open
                     if not self._leasing:
@@ -396,7 +394,7 @@ class LeasedLimiter:
         lease = self._open
         if lease is None or (len(lease.slots) < lease.size and now - lease.taken < self.use_seconds):
             return
-        lease.closed, self._open = True, None
+        self._open = None
         self.block = min(self.max_block, 2 * lease.size) if len(lease.slots) == lease.size else max(1, len(lease.slots))
         self._closed.append(lease)
         self._cond.notify_all()
