@@ -15,6 +15,7 @@ import itertools
 import re
 import tempfile
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -30,6 +31,7 @@ from tasks.source import RATING_RANGE, CatalogFile, InteractionsFile, Source, de
 from tasks.generate import write_dataset
 from tasks.settings import Settings
 
+STAGED_TABLE = "classified_interactions"  # the materialised classified rows of an interactions file with a problem row
 _READS = itertools.count()  # each read's rejects go to a table of their own (DuckDB appends to an existing one)
 
 
@@ -79,6 +81,11 @@ class IngestReport:
             f" {self.catalog_titles_changed:,} titles changed;"
             f" {self.files_loaded} files loaded, {self.files_skipped} already loaded before"
         )
+
+
+class HashFirst(Exception):
+    """DuckDB failed reading a file before its hash was known (which aborts the transaction): ingest it again, hashing
+    each file before reading it."""
 
 
 class FileRejected(InputError):
@@ -144,20 +151,30 @@ def ingest_source(
     `identity` (kind, location) is recorded as the home's source with the first load.
     """
     limits = limits or Limits.of(Settings())
+    try:
+        return _ingest_source(con, source, limits, identity, hash_first=False)
+    except HashFirst:
+        return _ingest_source(con, source, limits, identity, hash_first=True)
+
+
+def _ingest_source(
+    con: duckdb.DuckDBPyConnection, source: Source, limits: Limits, identity: tuple[str, str] | None, hash_first: bool
+) -> IngestReport:
     report = IngestReport()
     loaded_at = datetime.now(timezone.utc).replace(tzinfo=None)
     catalog = source.catalog
     try:
         with transaction(con):
             if catalog is not None:
-                counts = _load_file(con, catalog.path, "catalog", partial(_stage_catalog, con, catalog, limits), loaded_at, limits)
+                stage_catalog = partial(_stage_catalog, con, catalog, limits)
+                counts = _load_file(con, catalog.path, "catalog", stage_catalog, loaded_at, limits, hash_first=hash_first)
                 if counts:
                     _, report.catalog_rows_loaded, report.catalog_rows_quarantined, report.catalog_titles_changed = counts
                 report.files_loaded += counts is not None
                 report.files_skipped += counts is None
             stage = partial(_stage_interactions, con, source.interactions, catalog is not None, limits)
             counts = _load_file(con, source.interactions.path, "interactions", stage, loaded_at, limits,
-                                text=not source.interactions.is_parquet)
+                                text=not source.interactions.is_parquet, hash_first=hash_first)
             if counts:
                 report.rows_read, report.rows_loaded, report.rows_quarantined, report.rows_converted = counts
             report.files_loaded += counts is not None
@@ -172,35 +189,71 @@ def ingest_source(
     return report
 
 
+@dataclass(frozen=True)
+class Staged:
+    """A file's classified rows, staged: the relation holding them (a view read again to load, or a table) and its counts."""
+
+    relation: str
+    rows_read: int
+    rows_quarantined: int
+    first_ts: datetime | None = None  # the time span of its usable interaction rows (bounds the anti-join)
+    last_ts: datetime | None = None
+
+
 def _load_file(
-    con: duckdb.DuckDBPyConnection, path: Path, kind: str, stage: Callable[[Path, list[int]], None], loaded_at: datetime,
-    limits: Limits, text: bool = True,
+    con: duckdb.DuckDBPyConnection, path: Path, kind: str, stage: Callable[[Path, Future[FileScan]], Staged], loaded_at: datetime,
+    limits: Limits, text: bool = True, hash_first: bool = False,
 ) -> tuple[int, int, int, int] | None:
     """Stage, check, load and quarantine one file: (read, loaded, quarantined, converted or titles changed), None if seen before.
 
-    A text file mixing CRLF and LF line ends is read from an LF copy in a temporary directory (kept while its rows are read)."""
-    scan = scan_file(path)
-    sha = scan.sha256
-    if scalar(con, "ingest/file_seen", {"sha256": sha}):
-        return None
+    The file is hashed in a thread while DuckDB reads it, unless `hash_first` or the same path was loaded before (then
+    probably the same content again: hashed first, nothing read when it was). A text file mixing CRLF and LF line ends is read from
+    an LF copy in a temporary directory (kept while its rows are read)."""
     source = str(path.resolve())
-    with readable(path, text and scan.mixed_line_ends) as read_path:
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-hash") as pool:
+        scanning = pool.submit(scan_file, path)
+        if hash_first or scalar(con, "ingest/source_loaded", {"source": source}):
+            wait([scanning])
+        return _load_scanned(con, path, source, kind, stage, loaded_at, limits, text, scanning)
+
+
+def _load_scanned(
+    con: duckdb.DuckDBPyConnection, path: Path, source: str, kind: str, stage: Callable[[Path, Future[FileScan]], Staged],
+    loaded_at: datetime, limits: Limits, text: bool, scanning: Future[FileScan],
+) -> tuple[int, int, int, int] | None:
+    """_load_file's body, given the file's scan (running or done): restarted from an LF copy when the scan ends
+    saying the file mixes line ends (DuckDB's reader then fails or splits it wrongly)."""
+    known = scanning.done()
+    if known and scalar(con, "ingest/file_seen", {"sha256": scanning.result().sha256}):
+        return None
+    with readable(path, known and text and scanning.result().mixed_line_ends) as read_path:
         try:
-            stage(read_path, scan.empty_lines)
+            staged = stage(read_path, scanning)
         except duckdb.InvalidInputException as error:  # e.g. a carriage return inside a line: no line structure to quarantine by
-            raise FileRejected(path, sha, f"DuckDB's CSV reader cannot split it into lines: {str(error).splitlines()[0]}") from None
-        classified = f"classified_{kind}"
-        ((rows_read, rows_quarantined),) = run(con, "ingest/classified_counts", {"classified": classified})
+            if not known:  # DuckDB aborted the transaction; the file may mix line ends, or be loaded already
+                raise HashFirst from None
+            raise FileRejected(path, scanning.result().sha256, f"DuckDB's CSV reader cannot split it into lines: {str(error).splitlines()[0]}") from None
+        scan = scanning.result()
+        if not known and (text and scan.mixed_line_ends or scalar(con, "ingest/file_seen", {"sha256": scan.sha256})):
+            run(con, "ingest/drop_classified")
+            return _load_scanned(con, path, source, kind, stage, loaded_at, limits, text, scanning)
+        sha, classified = scan.sha256, staged.relation
+        rows_read, rows_quarantined = staged.rows_read, staged.rows_quarantined
         _check_quarantined_share(con, path, sha, classified, rows_read, rows_quarantined, limits.max_quarantined_share)
         if kind == "catalog":
             extra = _check_title_changes(con, path, sha, limits.max_title_change_share)
             rows_loaded = scalar(con, "ingest/upsert_catalog", {"source": source})
         else:
-            rows_loaded = scalar(con, "ingest/load_interactions", {"source": source, "loaded_at": loaded_at})
-            run(con, "ingest/synthesize_catalog")
-            run(con, "ingest/record_notes", {"sha256": sha, "source": source, "loaded_at": loaded_at})
-            extra = scalar(con, "ingest/converted_rows")
-        run(con, "ingest/quarantine_rows", {"source": source, "classified": classified, "loaded_at": loaded_at})
+            rows_loaded = scalar(con, "ingest/load_interactions", {
+                "classified": classified, "source": source, "loaded_at": loaded_at, "first_ts": staged.first_ts, "last_ts": staged.last_ts,
+            })  # fmt: skip
+            run(con, "ingest/synthesize_catalog", {"source": source, "loaded_at": loaded_at})
+            extra = 0
+            if classified == STAGED_TABLE:
+                run(con, "ingest/record_notes", {"sha256": sha, "source": source, "loaded_at": loaded_at})
+                extra = scalar(con, "ingest/converted_rows")
+        if rows_quarantined:
+            run(con, "ingest/quarantine_rows", {"source": source, "classified": classified, "loaded_at": loaded_at})
         if kind == "interactions":
             run(con, "ingest/drop_classified")
         run(
@@ -262,7 +315,9 @@ def _read_lines(con: duckdb.DuckDBPyConnection, path: Path, encoding: str, limit
     run(con, "ingest/number_lines" if scalar(con, "ingest/rejected_count") else "ingest/lines_as_read")
 
 
-def _stage_catalog(con: duckdb.DuckDBPyConnection, catalog: CatalogFile, limits: Limits, read_path: Path, empty_lines: list[int]) -> None:
+def _stage_catalog(
+    con: duckdb.DuckDBPyConnection, catalog: CatalogFile, limits: Limits, read_path: Path, scanning: Future[FileScan]
+) -> Staged:
     """`classified_catalog` (read as numbered lines from `read_path`: empty ones are kept as such)."""
     _read_lines(con, read_path, catalog.encoding, limits)
     params = dict(catalog.params)
@@ -270,13 +325,18 @@ def _stage_catalog(con: duckdb.DuckDBPyConnection, catalog: CatalogFile, limits:
         params["header_lines"] = catalog.header_lines
     run(con, f"ingest/split_catalog_{catalog.splitter}", params)
     run(con, "ingest/classify_catalog", {"header_lines": catalog.header_lines})
+    ((rows_read, rows_quarantined),) = run(con, "ingest/classified_counts", {"classified": "classified_catalog"})
+    return Staged("classified_catalog", rows_read, rows_quarantined)
 
 
 def _stage_interactions(
-    con: duckdb.DuckDBPyConnection, file: InteractionsFile, check_catalog: bool, limits: Limits, read_path: Path, empty_lines: list[int]
-) -> None:
-    """`classified_interactions`: one typed pass over the file (read from `read_path`), then duplicates, exact line numbers and
-    rejected lines."""
+    con: duckdb.DuckDBPyConnection, file: InteractionsFile, check_catalog: bool, limits: Limits, read_path: Path,
+    scanning: Future[FileScan],
+) -> Staged:
+    """The rows of the file (read from `read_path`), checked in one pass: a file whose rows are all plain and distinct and
+    no line of which was rejected stays the view `plain_rows`, loaded by reading it once more (nothing materialised);
+    any other is classified row by row into `classified_interactions` with its duplicates, exact line numbers, raw
+    lines and rejected lines."""
     expected_fields = 4 if file.is_parquet else _expected_fields(file)
     read = {"expected_fields": expected_fields, "delimiter": file.delimiter, "encoding": file.encoding,
             "max_line_bytes": limits.max_line_bytes, "rejects_table": f"row_rejects_{next(_READS)}"}  # fmt: skip
@@ -288,26 +348,25 @@ def _stage_interactions(
         columns = {_field_name(file, position): "VARCHAR" for position in range(1, expected_fields + 1)}
         staged = {"path": str(read_path), "columns": columns, "header_lines": file.header_lines, **read}
         view(con, "staged_interactions", "ingest/stage_csv_interactions", staged)
-    run(
-        con,
-        "ingest/classify_interactions",
-        {
-            "expected_fields": expected_fields,
-            "rating_min": file.rating_range[0],
-            "rating_max": file.rating_range[1],
-            "check_catalog": check_catalog,
-            "min_ts": limits.min_ts,
-            "max_ts": limits.max_ts,
-        },
-    )
+    checks = {"rating_min": file.rating_range[0], "rating_max": file.rating_range[1], "check_catalog": check_catalog,
+              "min_ts": limits.min_ts, "max_ts": limits.max_ts}  # fmt: skip
+    view(con, "plain_rows", "ingest/plain_interactions", checks)
+    ((rows_read, not_plain, repeats, first_ts, last_ts),) = run(con, "ingest/check_interactions")
     if not file.is_parquet:
         run(con, "ingest/rejected_lines", {k: read[k] for k in ("expected_fields", "delimiter", "encoding", "max_line_bytes", "rejects_table")})
+    if not (not_plain or repeats or scalar(con, "ingest/rejected_with_reason", {"header_lines": file.header_lines})):
+        return Staged("plain_rows", rows_read, 0, first_ts, last_ts)
+    view(con, "classified_rows", "ingest/classify_interactions", {"expected_fields": expected_fields, **checks})
+    run(con, "ingest/stage_classified")
     run(con, "ingest/mark_duplicates")
     if scalar(con, "ingest/quarantined_count"):
         run(con, "ingest/raw_lines_of_reasons")
+    empty_lines = [] if file.is_parquet else scanning.result().empty_lines
     if not file.is_parquet and (empty_lines or scalar(con, "ingest/rejected_count")):
         run(con, "ingest/renumber_rows", {"empty_lines": empty_lines})
     run(con, "ingest/add_rejected_lines", {"header_lines": file.header_lines})
+    ((rows_read, rows_quarantined),) = run(con, "ingest/classified_counts", {"classified": STAGED_TABLE})
+    return Staged(STAGED_TABLE, rows_read, rows_quarantined, *run(con, "ingest/usable_span")[0])
 
 
 def _field_name(file: InteractionsFile, position: int) -> str:
