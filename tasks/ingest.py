@@ -23,14 +23,16 @@ from functools import partial
 from pathlib import Path
 
 import duckdb
+import polars as pl
 from prefect import task
 
-from tasks.db import connect, run, scalar, transaction, view
+from tasks.db import connect, frame, run, scalar, transaction, view
 from tasks.errors import InputError
 from tasks.source import RATING_RANGE, CatalogFile, InteractionsFile, Source, detect_source, header_names
 from tasks.generate import write_dataset
 from tasks.settings import Settings
 
+PLAIN_TYPES = {"user_id": "BIGINT", "item_id": "BIGINT", "rating": "DOUBLE", "ts": "BIGINT"}  # a plain file, as DuckDB's reader types it
 STAGED_TABLE = "classified_interactions"  # the materialised classified rows of an interactions file with a problem row
 _READS = itertools.count()  # each read's rejects go to a table of their own (DuckDB appends to an existing one)
 
@@ -98,33 +100,38 @@ class FileRejected(InputError):
 
 @dataclass(frozen=True)
 class FileScan:
-    """One pass over a file's bytes: its content hash, the numbers of its empty lines, whether it mixes line ends."""
+    """One pass over a file's bytes: its content hash, whether it mixes line ends."""
 
     sha256: str
-    empty_lines: list[int]  # 1-based; the CSV reader skips them, so the rows after them are renumbered
     mixed_line_ends: bool = False  # CRLF and bare LF: DuckDB's CSV reader refuses such a file, so it reads an LF copy
 
 
-BARE_LF = re.compile(rb"(?<!\r)\n")
-
-
 def scan_file(path: Path) -> FileScan:
-    digest, found = hashlib.sha256(), []
-    crlf = bare_lf = False
-    newlines_before, carry = -1, b"\n"  # a virtual newline before line 1: a file starting with one has an empty line 1
+    """Hash the file; count its line ends per chunk only until both kinds were seen (a file without a CR: one memchr)."""
+    digest, crlf, bare_lf, last = hashlib.sha256(), False, False, b""
+    with path.open("rb") as f:
+        while chunk := f.read(1 << 24):
+            digest.update(chunk)
+            if not (crlf and bare_lf):
+                ends = (chunk.count(b"\r\n") if b"\r" in chunk else 0) + (last == b"\r" and chunk[:1] == b"\n")
+                crlf, bare_lf = crlf or ends > 0, bare_lf or chunk.count(b"\n") > ends
+            last = chunk[-1:]
+    return FileScan(digest.hexdigest(), crlf and bare_lf)
+
+
+def empty_lines(path: Path) -> list[int]:
+    """The 1-based numbers of the file's empty lines: DuckDB's CSV reader skips them, so the rows after them are renumbered."""
+    found, newlines_before, carry = [], -1, b"\n"  # a virtual newline before line 1: a file starting with one has an empty line 1
     with path.open("rb") as f:
         while True:
             chunk = f.read(1 << 24)
-            digest.update(chunk)
             data = carry + chunk
             settled = len(data) if not chunk else len(data) - 2  # the last two bytes may start an empty line
             if b"\n\n" in data or b"\n\r\n" in data:
                 found += [newlines_before + data.count(b"\n", 0, match.start() + 1) + 1
                           for match in re.finditer(rb"\n(?=\r?\n)", data) if match.start() < settled]  # fmt: skip
-            crlf = crlf or b"\r\n" in data
-            bare_lf = bare_lf or BARE_LF.search(data, 1) is not None  # data[0] was looked at with the byte before it
             if not chunk:
-                return FileScan(digest.hexdigest(), found, crlf and bare_lf)
+                return found
             newlines_before += data.count(b"\n", 0, settled)
             carry = data[settled:]
 
@@ -201,7 +208,7 @@ class Staged:
 
 
 def _load_file(
-    con: duckdb.DuckDBPyConnection, path: Path, kind: str, stage: Callable[[Path, Future[FileScan]], Staged], loaded_at: datetime,
+    con: duckdb.DuckDBPyConnection, path: Path, kind: str, stage: Callable[[Path], Staged], loaded_at: datetime,
     limits: Limits, text: bool = True, hash_first: bool = False,
 ) -> tuple[int, int, int, int] | None:
     """Stage, check, load and quarantine one file: (read, loaded, quarantined, converted or titles changed), None if seen before.
@@ -218,7 +225,7 @@ def _load_file(
 
 
 def _load_scanned(
-    con: duckdb.DuckDBPyConnection, path: Path, source: str, kind: str, stage: Callable[[Path, Future[FileScan]], Staged],
+    con: duckdb.DuckDBPyConnection, path: Path, source: str, kind: str, stage: Callable[[Path], Staged],
     loaded_at: datetime, limits: Limits, text: bool, scanning: Future[FileScan],
 ) -> tuple[int, int, int, int] | None:
     """_load_file's body, given the file's scan (running or done): restarted from an LF copy when the scan ends
@@ -228,7 +235,7 @@ def _load_scanned(
         return None
     with readable(path, known and text and scanning.result().mixed_line_ends) as read_path:
         try:
-            staged = stage(read_path, scanning)
+            staged = stage(read_path)
         except duckdb.InvalidInputException as error:  # e.g. a carriage return inside a line: no line structure to quarantine by
             if not known:  # DuckDB aborted the transaction; the file may mix line ends, or be loaded already
                 raise HashFirst from None
@@ -315,9 +322,7 @@ def _read_lines(con: duckdb.DuckDBPyConnection, path: Path, encoding: str, limit
     run(con, "ingest/number_lines" if scalar(con, "ingest/rejected_count") else "ingest/lines_as_read")
 
 
-def _stage_catalog(
-    con: duckdb.DuckDBPyConnection, catalog: CatalogFile, limits: Limits, read_path: Path, scanning: Future[FileScan]
-) -> Staged:
+def _stage_catalog(con: duckdb.DuckDBPyConnection, catalog: CatalogFile, limits: Limits, read_path: Path) -> Staged:
     """`classified_catalog` (read as numbered lines from `read_path`: empty ones are kept as such)."""
     _read_lines(con, read_path, catalog.encoding, limits)
     params = dict(catalog.params)
@@ -329,9 +334,24 @@ def _stage_catalog(
     return Staged("classified_catalog", rows_read, rows_quarantined)
 
 
+@dataclass(frozen=True)
+class PlainCheck:
+    """What one pass over a file's plainly typed rows found (ingest/plain_keys: a key hash per plain row, its timestamp)."""
+
+    rows_read: int
+    not_plain: int
+    repeats: int  # plain rows whose key hash another plain row has too
+    first_ts: datetime | None  # the time span of the plain rows
+    last_ts: datetime | None
+
+    @classmethod
+    def of(cls, keys: pl.DataFrame) -> PlainCheck:
+        plain = keys.filter(pl.col("key").is_not_null())
+        return cls(keys.height, keys.height - plain.height, plain.height - plain["key"].n_unique(), plain["ts"].min(), plain["ts"].max())
+
+
 def _stage_interactions(
-    con: duckdb.DuckDBPyConnection, file: InteractionsFile, check_catalog: bool, limits: Limits, read_path: Path,
-    scanning: Future[FileScan],
+    con: duckdb.DuckDBPyConnection, file: InteractionsFile, check_catalog: bool, limits: Limits, read_path: Path
 ) -> Staged:
     """The rows of the file (read from `read_path`), checked in one pass: a file whose rows are all plain and distinct and
     no line of which was rejected stays the view `plain_rows`, loaded by reading it once more (nothing materialised);
@@ -351,19 +371,24 @@ def _stage_interactions(
     checks = {"rating_min": file.rating_range[0], "rating_max": file.rating_range[1], "check_catalog": check_catalog,
               "min_ts": limits.min_ts, "max_ts": limits.max_ts}  # fmt: skip
     view(con, "plain_rows", "ingest/plain_interactions", checks)
-    ((rows_read, not_plain, repeats, first_ts, last_ts),) = run(con, "ingest/check_interactions")
+    check = PlainCheck.of(frame(con, "ingest/plain_keys"))
     if not file.is_parquet:
         run(con, "ingest/rejected_lines", {k: read[k] for k in ("expected_fields", "delimiter", "encoding", "max_line_bytes", "rejects_table")})
-    if not (not_plain or repeats or scalar(con, "ingest/rejected_with_reason", {"header_lines": file.header_lines})):
-        return Staged("plain_rows", rows_read, 0, first_ts, last_ts)
+    if not (check.not_plain or check.repeats or scalar(con, "ingest/rejected_with_reason", {"header_lines": file.header_lines})):
+        if file.is_parquet:
+            return Staged("plain_rows", check.rows_read, 0, check.first_ts, check.last_ts)
+        typed = {name: PLAIN_TYPES.get(name, "VARCHAR") for name in columns}
+        params = {k: staged[k] for k in ("path", "header_lines", "delimiter", "encoding", "max_line_bytes")}
+        view(con, "typed_rows", "ingest/typed_csv_interactions", {**params, "columns": typed, "rejects_table": f"row_rejects_{next(_READS)}"})
+        return Staged("typed_rows", check.rows_read, 0, check.first_ts, check.last_ts)
     view(con, "classified_rows", "ingest/classify_interactions", {"expected_fields": expected_fields, **checks})
     run(con, "ingest/stage_classified")
     run(con, "ingest/mark_duplicates")
     if scalar(con, "ingest/quarantined_count"):
         run(con, "ingest/raw_lines_of_reasons")
-    empty_lines = [] if file.is_parquet else scanning.result().empty_lines
-    if not file.is_parquet and (empty_lines or scalar(con, "ingest/rejected_count")):
-        run(con, "ingest/renumber_rows", {"empty_lines": empty_lines})
+    skipped = [] if file.is_parquet else empty_lines(read_path)
+    if not file.is_parquet and (skipped or scalar(con, "ingest/rejected_count")):
+        run(con, "ingest/renumber_rows", {"empty_lines": skipped})
     run(con, "ingest/add_rejected_lines", {"header_lines": file.header_lines})
     ((rows_read, rows_quarantined),) = run(con, "ingest/classified_counts", {"classified": STAGED_TABLE})
     return Staged(STAGED_TABLE, rows_read, rows_quarantined, *run(con, "ingest/usable_span")[0])

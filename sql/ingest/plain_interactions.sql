@@ -1,7 +1,7 @@
 -- The staged fields (`staged_interactions`) typed the cheap way, for the common file where every row is plain: ids
 -- and timestamp written as DuckDB prints a BIGINT, the timestamp in epoch seconds within [$min_ts, $max_ts], a rating
 -- within [$rating_min, $rating_max] and, with $check_catalog, a catalogued item. A plain row passes every check of
--- ingest/classify_interactions unconverted (one SELECT: the temp view `plain_rows`, read by ingest/check_plain and, when
+-- ingest/classify_interactions unconverted (one SELECT: the temp view `plain_rows`, read by ingest/plain_keys and, when
 -- every row is plain, by ingest/load_interactions). Any other row gets a placeholder reason: the file is then
 -- classified row by row, which names the real one.
 WITH typed AS (
