@@ -1,12 +1,13 @@
 """Ingest: source files -> `interactions`, `catalog` and `quarantine` in DuckDB.
 
-Every format is first read line by line (so a bad row keeps its exact line number; a line that
-cannot be decoded or is too long is quarantined, never guessed at), split into text fields, typed
-and judged in SQL; usable rows are loaded, the rest quarantined with a reason. A source's files are
-staged and checked before anything joins the history: a file quarantining more than
-`max_quarantined_share` of its rows is refused whole (`rejected_files`). A file whose content was
-loaded before is skipped. A home keeps the one source it was built from (`home_source`).
-"""
+Every format is read by DuckDB's readers with the lines they cannot take recorded (so a bad row keeps its exact line
+number; a line that cannot be decoded or is too long is quarantined, never guessed at), split into text fields, typed
+and judged in SQL; usable rows are loaded, the rest quarantined with a reason. An interactions file is first checked in
+one pass over its plainly typed rows: when every row is plain and no key repeats (the common file), DuckDB's typed CSV
+reader loads it straight into `interactions`; otherwise its rows are classified one by one into a staging table. A
+source's files are staged and checked before anything joins the history: a file quarantining more than
+`max_quarantined_share` of its rows is refused whole (`rejected_files`). A file whose content was loaded before is
+skipped (hashed while DuckDB reads it). A home keeps the one source it was built from (`home_source`)."""
 
 from __future__ import annotations
 
@@ -353,10 +354,10 @@ class PlainCheck:
 def _stage_interactions(
     con: duckdb.DuckDBPyConnection, file: InteractionsFile, check_catalog: bool, limits: Limits, read_path: Path
 ) -> Staged:
-    """The rows of the file (read from `read_path`), checked in one pass: a file whose rows are all plain and distinct and
-    no line of which was rejected stays the view `plain_rows`, loaded by reading it once more (nothing materialised);
-    any other is classified row by row into `classified_interactions` with its duplicates, exact line numbers, raw
-    lines and rejected lines."""
+    """The rows of the file (read from `read_path`), checked in one pass (ingest/plain_keys): a file whose rows are all
+    plain and distinct, no line of which was rejected, stays a view (`typed_rows`: DuckDB's typed CSV read; a Parquet
+    file's `plain_rows`) loaded by reading it once more, nothing materialised; any other is classified row by row into
+    `classified_interactions` with its duplicates, exact line numbers, raw lines and rejected lines."""
     expected_fields = 4 if file.is_parquet else _expected_fields(file)
     read = {"expected_fields": expected_fields, "delimiter": file.delimiter, "encoding": file.encoding,
             "max_line_bytes": limits.max_line_bytes, "rejects_table": f"row_rejects_{next(_READS)}"}  # fmt: skip
