@@ -16,7 +16,7 @@ import itertools
 import re
 import tempfile
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -215,23 +215,22 @@ def _load_file(
     """Stage, check, load and quarantine one file: (read, loaded, quarantined, converted or titles changed), None if seen before.
 
     The file is hashed in a thread while DuckDB reads it, unless `hash_first` or the same path was loaded before (then
-    probably the same content again: hashed first, nothing read when it was). A text file mixing CRLF and LF line ends is read from
-    an LF copy in a temporary directory (kept while its rows are read)."""
+    probably the same content again: hashed first, nothing read when it was). A text file mixing CRLF and LF line ends
+    is read from an LF copy in a temporary directory (kept while its rows are read)."""
     source = str(path.resolve())
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-hash") as pool:
         scanning = pool.submit(scan_file, path)
-        if hash_first or scalar(con, "ingest/source_loaded", {"source": source}):
-            wait([scanning])
-        return _load_scanned(con, path, source, kind, stage, loaded_at, limits, text, scanning)
+        hashed_first = hash_first or scalar(con, "ingest/source_loaded", {"source": source})
+        return _load_scanned(con, path, source, kind, stage, loaded_at, limits, text, scanning, hashed_first)
 
 
 def _load_scanned(
     con: duckdb.DuckDBPyConnection, path: Path, source: str, kind: str, stage: Callable[[Path], Staged],
-    loaded_at: datetime, limits: Limits, text: bool, scanning: Future[FileScan],
+    loaded_at: datetime, limits: Limits, text: bool, scanning: Future[FileScan], known: bool,
 ) -> tuple[int, int, int, int] | None:
-    """_load_file's body, given the file's scan (running or done): restarted from an LF copy when the scan ends
-    saying the file mixes line ends (DuckDB's reader then fails or splits it wrongly)."""
-    known = scanning.done()
+    """_load_file's body, given the file's scan, `known` before the file is read or looked at only afterwards: then
+    restarted when the scan says the file was loaded before or mixes line ends (read from an LF copy: DuckDB's reader
+    fails on such a file or splits it wrongly)."""
     if known and scalar(con, "ingest/file_seen", {"sha256": scanning.result().sha256}):
         return None
     with readable(path, known and text and scanning.result().mixed_line_ends) as read_path:
@@ -240,11 +239,12 @@ def _load_scanned(
         except duckdb.InvalidInputException as error:  # e.g. a carriage return inside a line: no line structure to quarantine by
             if not known:  # DuckDB aborted the transaction; the file may mix line ends, or be loaded already
                 raise HashFirst from None
-            raise FileRejected(path, scanning.result().sha256, f"DuckDB's CSV reader cannot split it into lines: {str(error).splitlines()[0]}") from None
+            reason = f"DuckDB's CSV reader cannot split it into lines: {str(error).splitlines()[0]}"
+            raise FileRejected(path, scanning.result().sha256, reason) from None
         scan = scanning.result()
         if not known and (text and scan.mixed_line_ends or scalar(con, "ingest/file_seen", {"sha256": scan.sha256})):
             run(con, "ingest/drop_classified")
-            return _load_scanned(con, path, source, kind, stage, loaded_at, limits, text, scanning)
+            return _load_scanned(con, path, source, kind, stage, loaded_at, limits, text, scanning, known=True)
         sha, classified = scan.sha256, staged.relation
         rows_read, rows_quarantined = staged.rows_read, staged.rows_quarantined
         _check_quarantined_share(con, path, sha, classified, rows_read, rows_quarantined, limits.max_quarantined_share)
