@@ -3,7 +3,8 @@
 -- within [$rating_min, $rating_max] and, with $check_catalog, a catalogued item. A plain row passes every check of
 -- ingest/classify_interactions unconverted (one SELECT: the temp view `plain_rows`, read by ingest/plain_keys and, when
 -- every row is plain, by ingest/load_interactions). Any other row gets a placeholder reason: the file is then
--- classified row by row, which names the real one.
+-- classified row by row, which names the real one. (`rating` is only cast: the row-number window of the staged view
+-- keeps DuckDB 2.0 from pushing that TRY_CAST into the CSV reader, which would reject the line, duckdb#23818.)
 WITH typed AS (
     SELECT
         TRY_CAST(user_id AS BIGINT) AS user_n, TRY_CAST(item_id AS BIGINT) AS item_n, TRY_CAST(rating AS DOUBLE) AS rating_n,
