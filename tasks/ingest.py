@@ -1,12 +1,13 @@
 """Ingest: source files -> `interactions`, `catalog` and `quarantine` in DuckDB.
 
-Every format is first read line by line (so a bad row keeps its exact line number; a line that
-cannot be decoded or is too long is quarantined, never guessed at), split into text fields, typed
-and judged in SQL; usable rows are loaded, the rest quarantined with a reason. A source's files are
-staged and checked before anything joins the history: a file quarantining more than
-`max_quarantined_share` of its rows is refused whole (`rejected_files`). A file whose content was
-loaded before is skipped. A home keeps the one source it was built from (`home_source`).
-"""
+Every format is read by DuckDB's readers with the lines they cannot take recorded (so a bad row keeps its exact line
+number; a line that cannot be decoded or is too long is quarantined, never guessed at), split into text fields, typed
+and judged in SQL; usable rows are loaded, the rest quarantined with a reason. An interactions file is first checked in
+one pass over its plainly typed rows: when every row is plain and no key repeats (the common file), DuckDB's typed CSV
+reader loads it straight into `interactions`; otherwise its rows are classified one by one into a staging table. A
+source's files are staged and checked before anything joins the history: a file quarantining more than
+`max_quarantined_share` of its rows is refused whole (`rejected_files`). A file whose content was loaded before is
+skipped (hashed while DuckDB reads it). A home keeps the one source it was built from (`home_source`)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import itertools
 import re
 import tempfile
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -22,14 +24,17 @@ from functools import partial
 from pathlib import Path
 
 import duckdb
+import polars as pl
 from prefect import task
 
-from tasks.db import connect, run, scalar, transaction, view
+from tasks.db import connect, frame, run, scalar, transaction, view
 from tasks.errors import InputError
 from tasks.source import RATING_RANGE, CatalogFile, InteractionsFile, Source, detect_source, header_names
 from tasks.generate import write_dataset
 from tasks.settings import Settings
 
+PLAIN_TYPES = {"user_id": "BIGINT", "item_id": "BIGINT", "rating": "DOUBLE", "ts": "BIGINT"}  # a plain file, as DuckDB's reader types it
+STAGED_TABLE = "classified_interactions"  # the materialised classified rows of an interactions file with a problem row
 _READS = itertools.count()  # each read's rejects go to a table of their own (DuckDB appends to an existing one)
 
 
@@ -81,6 +86,11 @@ class IngestReport:
         )
 
 
+class HashFirst(Exception):
+    """DuckDB failed reading a file before its hash was known (which aborts the transaction): ingest it again, hashing
+    each file before reading it."""
+
+
 class FileRejected(InputError):
     """A file failed a check of its own rows; nothing of it (or of its source this run) was loaded."""
 
@@ -91,33 +101,38 @@ class FileRejected(InputError):
 
 @dataclass(frozen=True)
 class FileScan:
-    """One pass over a file's bytes: its content hash, the numbers of its empty lines, whether it mixes line ends."""
+    """One pass over a file's bytes: its content hash, whether it mixes line ends."""
 
     sha256: str
-    empty_lines: list[int]  # 1-based; the CSV reader skips them, so the rows after them are renumbered
     mixed_line_ends: bool = False  # CRLF and bare LF: DuckDB's CSV reader refuses such a file, so it reads an LF copy
 
 
-BARE_LF = re.compile(rb"(?<!\r)\n")
-
-
 def scan_file(path: Path) -> FileScan:
-    digest, found = hashlib.sha256(), []
-    crlf = bare_lf = False
-    newlines_before, carry = -1, b"\n"  # a virtual newline before line 1: a file starting with one has an empty line 1
+    """Hash the file; count its line ends per chunk only until both kinds were seen (a file without a CR: one memchr)."""
+    digest, crlf, bare_lf, last = hashlib.sha256(), False, False, b""
+    with path.open("rb") as f:
+        while chunk := f.read(1 << 24):
+            digest.update(chunk)
+            if not (crlf and bare_lf):
+                ends = (chunk.count(b"\r\n") if b"\r" in chunk else 0) + (last == b"\r" and chunk[:1] == b"\n")
+                crlf, bare_lf = crlf or ends > 0, bare_lf or chunk.count(b"\n") > ends
+            last = chunk[-1:]
+    return FileScan(digest.hexdigest(), crlf and bare_lf)
+
+
+def empty_lines(path: Path) -> list[int]:
+    """The 1-based numbers of the file's empty lines: DuckDB's CSV reader skips them, so the rows after them are renumbered."""
+    found, newlines_before, carry = [], -1, b"\n"  # a virtual newline before line 1: a file starting with one has an empty line 1
     with path.open("rb") as f:
         while True:
             chunk = f.read(1 << 24)
-            digest.update(chunk)
             data = carry + chunk
             settled = len(data) if not chunk else len(data) - 2  # the last two bytes may start an empty line
             if b"\n\n" in data or b"\n\r\n" in data:
                 found += [newlines_before + data.count(b"\n", 0, match.start() + 1) + 1
                           for match in re.finditer(rb"\n(?=\r?\n)", data) if match.start() < settled]  # fmt: skip
-            crlf = crlf or b"\r\n" in data
-            bare_lf = bare_lf or BARE_LF.search(data, 1) is not None  # data[0] was looked at with the byte before it
             if not chunk:
-                return FileScan(digest.hexdigest(), found, crlf and bare_lf)
+                return found
             newlines_before += data.count(b"\n", 0, settled)
             carry = data[settled:]
 
@@ -144,20 +159,30 @@ def ingest_source(
     `identity` (kind, location) is recorded as the home's source with the first load.
     """
     limits = limits or Limits.of(Settings())
+    try:
+        return _ingest_source(con, source, limits, identity, hash_first=False)
+    except HashFirst:
+        return _ingest_source(con, source, limits, identity, hash_first=True)
+
+
+def _ingest_source(
+    con: duckdb.DuckDBPyConnection, source: Source, limits: Limits, identity: tuple[str, str] | None, hash_first: bool
+) -> IngestReport:
     report = IngestReport()
     loaded_at = datetime.now(timezone.utc).replace(tzinfo=None)
     catalog = source.catalog
     try:
         with transaction(con):
             if catalog is not None:
-                counts = _load_file(con, catalog.path, "catalog", partial(_stage_catalog, con, catalog, limits), loaded_at, limits)
+                stage_catalog = partial(_stage_catalog, con, catalog, limits)
+                counts = _load_file(con, catalog.path, "catalog", stage_catalog, loaded_at, limits, hash_first=hash_first)
                 if counts:
                     _, report.catalog_rows_loaded, report.catalog_rows_quarantined, report.catalog_titles_changed = counts
                 report.files_loaded += counts is not None
                 report.files_skipped += counts is None
             stage = partial(_stage_interactions, con, source.interactions, catalog is not None, limits)
             counts = _load_file(con, source.interactions.path, "interactions", stage, loaded_at, limits,
-                                text=not source.interactions.is_parquet)
+                                text=not source.interactions.is_parquet, hash_first=hash_first)
             if counts:
                 report.rows_read, report.rows_loaded, report.rows_quarantined, report.rows_converted = counts
             report.files_loaded += counts is not None
@@ -172,35 +197,71 @@ def ingest_source(
     return report
 
 
+@dataclass(frozen=True)
+class Staged:
+    """A file's classified rows, staged: the relation holding them (a view read again to load, or a table) and its counts."""
+
+    relation: str
+    rows_read: int
+    rows_quarantined: int
+    first_ts: datetime | None = None  # the time span of its usable interaction rows (bounds the anti-join)
+    last_ts: datetime | None = None
+
+
 def _load_file(
-    con: duckdb.DuckDBPyConnection, path: Path, kind: str, stage: Callable[[Path, list[int]], None], loaded_at: datetime,
-    limits: Limits, text: bool = True,
+    con: duckdb.DuckDBPyConnection, path: Path, kind: str, stage: Callable[[Path], Staged], loaded_at: datetime,
+    limits: Limits, text: bool = True, hash_first: bool = False,
 ) -> tuple[int, int, int, int] | None:
     """Stage, check, load and quarantine one file: (read, loaded, quarantined, converted or titles changed), None if seen before.
 
-    A text file mixing CRLF and LF line ends is read from an LF copy in a temporary directory (kept while its rows are read)."""
-    scan = scan_file(path)
-    sha = scan.sha256
-    if scalar(con, "ingest/file_seen", {"sha256": sha}):
-        return None
+    The file is hashed in a thread while DuckDB reads it, unless `hash_first` or the same path was loaded before (then
+    probably the same content again: hashed first, nothing read when it was). A text file mixing CRLF and LF line ends
+    is read from an LF copy in a temporary directory (kept while its rows are read)."""
     source = str(path.resolve())
-    with readable(path, text and scan.mixed_line_ends) as read_path:
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-hash") as pool:
+        scanning = pool.submit(scan_file, path)
+        hashed_first = hash_first or scalar(con, "ingest/source_loaded", {"source": source})
+        return _load_scanned(con, path, source, kind, stage, loaded_at, limits, text, scanning, hashed_first)
+
+
+def _load_scanned(
+    con: duckdb.DuckDBPyConnection, path: Path, source: str, kind: str, stage: Callable[[Path], Staged],
+    loaded_at: datetime, limits: Limits, text: bool, scanning: Future[FileScan], known: bool,
+) -> tuple[int, int, int, int] | None:
+    """_load_file's body, given the file's scan, `known` before the file is read or looked at only afterwards: then
+    restarted when the scan says the file was loaded before or mixes line ends (read from an LF copy: DuckDB's reader
+    fails on such a file or splits it wrongly)."""
+    if known and scalar(con, "ingest/file_seen", {"sha256": scanning.result().sha256}):
+        return None
+    with readable(path, known and text and scanning.result().mixed_line_ends) as read_path:
         try:
-            stage(read_path, scan.empty_lines)
+            staged = stage(read_path)
         except duckdb.InvalidInputException as error:  # e.g. a carriage return inside a line: no line structure to quarantine by
-            raise FileRejected(path, sha, f"DuckDB's CSV reader cannot split it into lines: {str(error).splitlines()[0]}") from None
-        classified = f"classified_{kind}"
-        ((rows_read, rows_quarantined),) = run(con, "ingest/classified_counts", {"classified": classified})
+            if not known:  # DuckDB aborted the transaction; the file may mix line ends, or be loaded already
+                raise HashFirst from None
+            reason = f"DuckDB's CSV reader cannot split it into lines: {str(error).splitlines()[0]}"
+            raise FileRejected(path, scanning.result().sha256, reason) from None
+        scan = scanning.result()
+        if not known and (text and scan.mixed_line_ends or scalar(con, "ingest/file_seen", {"sha256": scan.sha256})):
+            run(con, "ingest/drop_classified")
+            return _load_scanned(con, path, source, kind, stage, loaded_at, limits, text, scanning, known=True)
+        sha, classified = scan.sha256, staged.relation
+        rows_read, rows_quarantined = staged.rows_read, staged.rows_quarantined
         _check_quarantined_share(con, path, sha, classified, rows_read, rows_quarantined, limits.max_quarantined_share)
         if kind == "catalog":
             extra = _check_title_changes(con, path, sha, limits.max_title_change_share)
             rows_loaded = scalar(con, "ingest/upsert_catalog", {"source": source})
         else:
-            rows_loaded = scalar(con, "ingest/load_interactions", {"source": source, "loaded_at": loaded_at})
-            run(con, "ingest/synthesize_catalog")
-            run(con, "ingest/record_notes", {"sha256": sha, "source": source, "loaded_at": loaded_at})
-            extra = scalar(con, "ingest/converted_rows")
-        run(con, "ingest/quarantine_rows", {"source": source, "classified": classified, "loaded_at": loaded_at})
+            rows_loaded = scalar(con, "ingest/load_interactions", {
+                "classified": classified, "source": source, "loaded_at": loaded_at, "first_ts": staged.first_ts, "last_ts": staged.last_ts,
+            })  # fmt: skip
+            run(con, "ingest/synthesize_catalog", {"source": source, "loaded_at": loaded_at})
+            extra = 0
+            if classified == STAGED_TABLE:
+                run(con, "ingest/record_notes", {"sha256": sha, "source": source, "loaded_at": loaded_at})
+                extra = scalar(con, "ingest/converted_rows")
+        if rows_quarantined:
+            run(con, "ingest/quarantine_rows", {"source": source, "classified": classified, "loaded_at": loaded_at})
         if kind == "interactions":
             run(con, "ingest/drop_classified")
         run(
@@ -262,7 +323,7 @@ def _read_lines(con: duckdb.DuckDBPyConnection, path: Path, encoding: str, limit
     run(con, "ingest/number_lines" if scalar(con, "ingest/rejected_count") else "ingest/lines_as_read")
 
 
-def _stage_catalog(con: duckdb.DuckDBPyConnection, catalog: CatalogFile, limits: Limits, read_path: Path, empty_lines: list[int]) -> None:
+def _stage_catalog(con: duckdb.DuckDBPyConnection, catalog: CatalogFile, limits: Limits, read_path: Path) -> Staged:
     """`classified_catalog` (read as numbered lines from `read_path`: empty ones are kept as such)."""
     _read_lines(con, read_path, catalog.encoding, limits)
     params = dict(catalog.params)
@@ -270,13 +331,33 @@ def _stage_catalog(con: duckdb.DuckDBPyConnection, catalog: CatalogFile, limits:
         params["header_lines"] = catalog.header_lines
     run(con, f"ingest/split_catalog_{catalog.splitter}", params)
     run(con, "ingest/classify_catalog", {"header_lines": catalog.header_lines})
+    ((rows_read, rows_quarantined),) = run(con, "ingest/classified_counts", {"classified": "classified_catalog"})
+    return Staged("classified_catalog", rows_read, rows_quarantined)
+
+
+@dataclass(frozen=True)
+class PlainCheck:
+    """What one pass over a file's plainly typed rows found (ingest/plain_keys: a key hash per plain row, its timestamp)."""
+
+    rows_read: int
+    not_plain: int
+    repeats: int  # plain rows whose key hash another plain row has too
+    first_ts: datetime | None  # the time span of the plain rows
+    last_ts: datetime | None
+
+    @classmethod
+    def of(cls, keys: pl.DataFrame) -> PlainCheck:
+        plain = keys.filter(pl.col("key").is_not_null())
+        return cls(keys.height, keys.height - plain.height, plain.height - plain["key"].n_unique(), plain["ts"].min(), plain["ts"].max())
 
 
 def _stage_interactions(
-    con: duckdb.DuckDBPyConnection, file: InteractionsFile, check_catalog: bool, limits: Limits, read_path: Path, empty_lines: list[int]
-) -> None:
-    """`classified_interactions`: one typed pass over the file (read from `read_path`), then duplicates, exact line numbers and
-    rejected lines."""
+    con: duckdb.DuckDBPyConnection, file: InteractionsFile, check_catalog: bool, limits: Limits, read_path: Path
+) -> Staged:
+    """The rows of the file (read from `read_path`), checked in one pass (ingest/plain_keys): a file whose rows are all
+    plain and distinct, no line of which was rejected, stays a view (`typed_rows`: DuckDB's typed CSV read; a Parquet
+    file's `plain_rows`) loaded by reading it once more, nothing materialised; any other is classified row by row into
+    `classified_interactions` with its duplicates, exact line numbers, raw lines and rejected lines."""
     expected_fields = 4 if file.is_parquet else _expected_fields(file)
     read = {"expected_fields": expected_fields, "delimiter": file.delimiter, "encoding": file.encoding,
             "max_line_bytes": limits.max_line_bytes, "rejects_table": f"row_rejects_{next(_READS)}"}  # fmt: skip
@@ -288,26 +369,30 @@ def _stage_interactions(
         columns = {_field_name(file, position): "VARCHAR" for position in range(1, expected_fields + 1)}
         staged = {"path": str(read_path), "columns": columns, "header_lines": file.header_lines, **read}
         view(con, "staged_interactions", "ingest/stage_csv_interactions", staged)
-    run(
-        con,
-        "ingest/classify_interactions",
-        {
-            "expected_fields": expected_fields,
-            "rating_min": file.rating_range[0],
-            "rating_max": file.rating_range[1],
-            "check_catalog": check_catalog,
-            "min_ts": limits.min_ts,
-            "max_ts": limits.max_ts,
-        },
-    )
+    checks = {"rating_min": file.rating_range[0], "rating_max": file.rating_range[1], "check_catalog": check_catalog,
+              "min_ts": limits.min_ts, "max_ts": limits.max_ts}  # fmt: skip
+    view(con, "plain_rows", "ingest/plain_interactions", checks)
+    check = PlainCheck.of(frame(con, "ingest/plain_keys"))
     if not file.is_parquet:
         run(con, "ingest/rejected_lines", {k: read[k] for k in ("expected_fields", "delimiter", "encoding", "max_line_bytes", "rejects_table")})
+    if not (check.not_plain or check.repeats or scalar(con, "ingest/rejected_with_reason", {"header_lines": file.header_lines})):
+        if file.is_parquet:
+            return Staged("plain_rows", check.rows_read, 0, check.first_ts, check.last_ts)
+        typed = {name: PLAIN_TYPES.get(name, "VARCHAR") for name in columns}
+        params = {k: staged[k] for k in ("path", "header_lines", "delimiter", "encoding", "max_line_bytes")}
+        view(con, "typed_rows", "ingest/typed_csv_interactions", {**params, "columns": typed, "rejects_table": f"row_rejects_{next(_READS)}"})
+        return Staged("typed_rows", check.rows_read, 0, check.first_ts, check.last_ts)
+    view(con, "classified_rows", "ingest/classify_interactions", {"expected_fields": expected_fields, **checks})
+    run(con, "ingest/stage_classified")
     run(con, "ingest/mark_duplicates")
     if scalar(con, "ingest/quarantined_count"):
         run(con, "ingest/raw_lines_of_reasons")
-    if not file.is_parquet and (empty_lines or scalar(con, "ingest/rejected_count")):
-        run(con, "ingest/renumber_rows", {"empty_lines": empty_lines})
+    skipped = [] if file.is_parquet else empty_lines(read_path)
+    if not file.is_parquet and (skipped or scalar(con, "ingest/rejected_count")):
+        run(con, "ingest/renumber_rows", {"empty_lines": skipped})
     run(con, "ingest/add_rejected_lines", {"header_lines": file.header_lines})
+    ((rows_read, rows_quarantined),) = run(con, "ingest/classified_counts", {"classified": STAGED_TABLE})
+    return Staged(STAGED_TABLE, rows_read, rows_quarantined, *run(con, "ingest/usable_span")[0])
 
 
 def _field_name(file: InteractionsFile, position: int) -> str:

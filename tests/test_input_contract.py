@@ -125,6 +125,32 @@ def test_empty_and_rejected_lines_keep_every_later_line_number_and_raw_line_exac
     assert con.sql("SELECT user_id, item_id FROM interactions ORDER BY user_id").fetchall() == [(1, 10), (3, 13)]
 
 
+def test_an_unparsable_or_quoted_rating_is_quarantined_by_value_and_later_lines_keep_their_numbers(con, tmp_path):
+    """The rating is typed from its text (DuckDB 2.0 turns a TRY_CAST straight over read_csv into a rejected line, duckdb#23818)."""
+    data = write(tmp_path / "r.csv", HEADER + f"1,10,4,{TS}\n2,10,abc,{TS}\n2,11,4,yesterday\n3,12,\"4\",{TS}\n")
+
+    report = ingest_source(con, detect_source(data), limits(max_quarantined_share=1.0))
+
+    assert quarantined(con) == {3: "unparsable rating 'abc'", 4: "bad timestamp 'yesterday'"}
+    assert con.sql("SELECT user_id, item_id, rating FROM interactions ORDER BY user_id").fetchall() == [(1, 10, 4.0), (3, 12, 4.0)]
+    assert (report.rows_read, report.rows_loaded) == (4, 2)
+
+
+def test_the_same_content_under_another_name_is_skipped_and_a_repeated_row_is_its_only_problem(con, tmp_path):
+    rows = "".join(f"{u},{u + 9},4,{TS + u}\n" for u in range(1, 6))
+    first = write(tmp_path / "day1.csv", HEADER + rows)
+    ingest_source(con, detect_source(first))
+    copy = write(tmp_path / "copy.csv", HEADER + rows)
+
+    assert ingest_source(con, detect_source(copy)).files_skipped == 1, "hashed while read: known content, nothing loaded"
+    repeated = write(tmp_path / "day2.csv", HEADER + f"7,10,4,{TS}\n8,10,4,{TS}\n7,10,4,{TS}\n" + rows)
+    report = ingest_source(con, detect_source(repeated))
+
+    assert quarantined(con) == {4: "duplicate of an earlier row (user_id, item_id, timestamp)"}
+    assert (report.rows_read, report.rows_loaded, report.rows_quarantined) == (8, 2, 1), "rows loaded before are kept as they are"
+    assert count(con, "interactions") == 7
+
+
 def test_a_file_mixing_crlf_and_lf_line_ends_loads_with_exact_line_numbers(con, tmp_path):
     """Files concatenated from Windows and Unix sources: DuckDB's CSV reader refuses them, ingest reads an LF copy."""
     lines = [HEADER.rstrip("\n"), f"1,10,4,{TS}", "", f"1,11,4,{TS},extra", f"2,12,4,{TS}", "2,13,4,yesterday", f"3,13,4,{TS}"]

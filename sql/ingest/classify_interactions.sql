@@ -1,11 +1,12 @@
--- Type the staged fields (`staged_interactions`) and name, for each unusable row, the first reason it is unusable.
+-- Type the staged fields (`staged_interactions`) and name, for each unusable row, the first reason it is unusable
+-- (one SELECT: the temp view `classified_rows`, materialised by ingest/stage_classified for a file with a row that is
+-- not plain, see ingest/plain_interactions).
 -- Ids are integers written as integers ('+'/'-' sign allowed; '61.5', '1e2', '0x10', '1_000' are not).
 -- Epoch timestamps are read by magnitude: seconds below 1e11, milliseconds below 1e14, microseconds
 -- below 1e17, else nanoseconds; a converted row is loaded with a note. Timestamps after $max_ts or
 -- before $min_ts (or negative) are quarantined. Duplicates, rejected and empty lines are handled after this
 -- one pass (ingest/mark_duplicates, ingest/renumber_rows, ingest/add_rejected_lines); the raw line of a row with a
 -- reason is read again afterwards (ingest/raw_lines_of_reasons), only when there is one.
-CREATE OR REPLACE TABLE classified_interactions AS
 WITH cleaned AS (  -- the common case (plain digits, a number) skips field_text and the patterns
     SELECT
         line_number, n_fields,

@@ -1,7 +1,10 @@
--- Usable rows into interactions; a row already there (same user, item, timestamp) is kept as it is (an anti-join:
--- no index to build or hold).
+-- Usable rows of $classified into interactions; a row already there (same user, item, timestamp) is kept as it is. An
+-- anti-join (no index to build or hold) against the rows in the file's time span [$first_ts, $last_ts] only: the
+-- hash table holds what may overlap (nothing for a new day's file), never the whole history.
 INSERT INTO interactions
-SELECT user_id, item_id, rating, ts, $source, $loaded_at
-FROM classified_interactions AS c
-WHERE reason IS NULL
-  AND NOT EXISTS (SELECT 1 FROM interactions AS i WHERE i.user_id = c.user_id AND i.item_id = c.item_id AND i.ts = c.ts);
+SELECT c.user_id, c.item_id, c.rating, c.ts, $source, $loaded_at
+FROM query_table($classified) AS c
+ANTI JOIN (
+    SELECT user_id, item_id, ts FROM interactions WHERE ts BETWEEN $first_ts AND $last_ts
+) AS i ON i.user_id = c.user_id AND i.item_id = c.item_id AND i.ts = c.ts
+WHERE c.reason IS NULL;

@@ -1,6 +1,5 @@
--- Items seen in interactions but absent from any catalogue get a placeholder entry.
+-- Items of the rows this load added to interactions that no catalogue names get a placeholder entry.
 INSERT INTO catalog
-SELECT DISTINCT item_id, 'Item ' || item_id, [], NULL, 'synthesized'
-FROM classified_interactions
-WHERE reason IS NULL
-ON CONFLICT DO NOTHING;
+SELECT item_id, 'Item ' || item_id, [], NULL, 'synthesized'
+FROM (SELECT DISTINCT item_id FROM interactions WHERE loaded_at = $loaded_at AND source = $source)
+WHERE item_id NOT IN (SELECT item_id FROM catalog);
