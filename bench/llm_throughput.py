@@ -3,9 +3,18 @@
     .venv/bin/python bench/llm_throughput.py --rpm 30 --window 2 --users 300 [--mode prefect]
     .venv/bin/python bench/llm_throughput.py --rpm 3000 --window 60 --tpm 10000000 --latency 2 --concurrency 128 --users 9000 --batch 1000 --parallel-batches 3 --skip-tokens
 
---mode local: the in-process limiter; --mode prefect: a temporary Prefect server and its global
-rate limit `recs-llm-rpm` (what several workers share). Before the run, the median prompt size
-per user is measured on the generated default dataset (1,000 users) vs the original recipe.
+--mode local: the in-process limiter; --mode lease / rate_limit: a temporary Prefect server and its
+global limit `recs-llm-rpm` (what several workers share: RECS_LLM_SHARED_LIMIT). Before the run, the
+median prompt size per user is measured on the generated default dataset (1,000 users) vs the
+original recipe.
+
+Several workers sharing one budget (issue 14 §4), every mode side by side in one run:
+
+    .venv/bin/python bench/llm_throughput.py --workers 2 4 --modes local rate_limit lease --rpm 300 --window 10 --users 3000 --skip-tokens
+
+--workers N starts N processes; each ranks its share of the batches through the real LlmRanker
+(its own copy of the home: cache and accounting), all with the same limits, against one server.
+local: each process alone keeps to the limit (what goes wrong without sharing: 429s).
 
 The server (tests/llm_server.py) admits at most R requests per `window` seconds (a minute scaled
 down) and answers 429 beyond. The ranker is given the same budget. Reports achieved requests
@@ -18,12 +27,14 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import multiprocessing
 import os
+import shutil
 import statistics
 import sys
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from datetime import date
 from pathlib import Path
 
@@ -38,11 +49,13 @@ from rankers.recipe import prompt_sizes  # noqa: E402
 from tasks import db  # noqa: E402
 from tasks.candidates import candidates as candidates_task  # noqa: E402
 from tasks.ingest import ingest  # noqa: E402
+from tasks.llm_client import ensure_global_limit, prefect_api_url  # noqa: E402
 from tasks.rank import user_batches  # noqa: E402
 from tasks.settings import Settings  # noqa: E402
 from tasks.train import train  # noqa: E402
 
 RUN_DATE = date(2026, 11, 23)
+MODES = ("local", "rate_limit", "lease")
 
 
 def main() -> None:
@@ -56,12 +69,16 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--batch", type=int, default=100, help="users per rank task")
     parser.add_argument("--parallel-batches", type=int, default=2, help="rank tasks running at once")
-    parser.add_argument("--mode", choices=("local", "prefect"), default="local", help="in-process or Prefect rate limit")
+    parser.add_argument("--mode", choices=MODES, default="local", help="one process: in-process or a Prefect limit")
+    parser.add_argument("--workers", type=int, nargs="+", help="worker processes sharing the budget (e.g. 2 4)")
+    parser.add_argument("--modes", choices=MODES, nargs="+", default=list(MODES), help="with --workers: modes compared")
+    parser.add_argument("--lease-seconds", type=float, default=None, help="RECS_LLM_LEASE_SECONDS (default: window / 60)")
+    parser.add_argument("--lease-poll-seconds", type=float, default=None, help="RECS_LLM_LEASE_POLL_SECONDS (default: window / 240)")
     parser.add_argument("--skip-tokens", action="store_true", help="skip the default-dataset prompt-size report")
     args = parser.parse_args()
     if not args.skip_tokens:
         default_dataset_tokens()
-    if args.mode == "prefect":
+    if args.mode != "local" or args.workers:
         os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="llm-bench-prefect-"))
         os.environ.update(PREFECT_SERVER_ANALYTICS_ENABLED="false", DO_NOT_TRACK="1")
         from prefect.testing.utilities import prefect_test_harness
@@ -70,7 +87,11 @@ def main() -> None:
     else:
         harness = contextlib.nullcontext()
     with harness:
-        bench(args)
+        if args.workers:
+            os.environ["PREFECT_API_URL"] = prefect_api_url() or ""  # the worker processes' Prefect server
+            bench_workers(args)
+        else:
+            bench(args)
 
 
 def default_dataset_tokens() -> None:
@@ -87,8 +108,14 @@ def default_dataset_tokens() -> None:
           f"median per-user ratio {ratio:.3f} (goal <= 0.333)")
 
 
-def bench(args: argparse.Namespace) -> None:
+def lease_settings(args: argparse.Namespace) -> dict[str, float]:
+    """The lease mode's bounds, scaled to the bench's window as 1 s and 0.25 s are to a minute."""
+    return dict(llm_lease_seconds=args.lease_seconds or args.window / 60,
+                llm_lease_poll_seconds=args.lease_poll_seconds or args.window / 240)
 
+
+def prepared_home(args: argparse.Namespace) -> tuple[Path, dict[str, int]]:
+    """A home with the generated dataset ingested, trained and its candidates computed."""
     home = Path(tempfile.mkdtemp(prefix="llm-bench-"))
     sizes = dict(gen_users=args.users, gen_items=max(300, args.users), gen_ratings=args.users * args.ratings_per_user)
     base = Settings(home=home, run_date=RUN_DATE, **sizes)
@@ -96,13 +123,95 @@ def bench(args: argparse.Namespace) -> None:
     ingest.fn(base)
     candidates_task.fn(base, train.fn(base).serving_version)
     print(f"data: {sizes} ready in {time.perf_counter() - started:.1f} s")
+    return home, sizes
+
+
+def per_window(times: list[float], window: float) -> list[int]:
+    """Accepted requests in each full window from the first one."""
+    t0 = times[0]
+    return [sum(1 for t in times if t0 + i * window <= t < t0 + (i + 1) * window) for i in range(int((times[-1] - t0) // window))]
+
+
+def achieved_ratio(times: list[float], rpm: int, window: float) -> tuple[float, int]:
+    """Accepted requests per full window (from the first one) / rpm, and the number of full windows."""
+    counts = per_window(times, window)
+    return (sum(counts) / (len(counts) * rpm) if counts else float("nan")), len(counts)
+
+
+def bench_workers(args: argparse.Namespace) -> None:
+    """Every mode with N worker processes sharing one budget, side by side."""
+    home, sizes = prepared_home(args)
+    with db.connect(Settings(home=home, run_date=RUN_DATE, **sizes)) as con:
+        batches = user_batches(con, Settings(home=home, run_date=RUN_DATE, **sizes), args.batch)
+    print(f"{len(batches)} batches of {args.batch} users; server limit {args.rpm} requests per {args.window:g} s; "
+          f"concurrency {args.concurrency} and {args.parallel_batches} batches at once per worker; {lease_settings(args)}")
+    print(f"{'workers':>7} {'mode':>10} {'achieved/allowed':>16} {'429s':>6} {'max/window':>10} {'windows':>7} "
+          f"{'lost users':>10} {'seconds':>7} {'load avg':>8}  per full window")
+    for workers in args.workers:
+        for mode in args.modes:
+            row = run_workers(args, home, sizes, batches, mode, workers)
+            print(f"{workers:>7} {mode:>10} {row['achieved']:>16.3f} {row['rejected']:>6} {row['max']:>10} "
+                  f"{row['windows']:>7} {row['lost']:>10} {row['seconds']:>7.1f} {os.getloadavg()[0]:>8.2f}  {row['counts']}", flush=True)
+
+
+def run_workers(args: argparse.Namespace, home: Path, sizes: dict[str, int], batches: list[list[int]],
+                mode: str, workers: int) -> dict[str, float]:
+    """One mode with `workers` processes against a fresh server and a fresh Prefect limit."""
+    context = multiprocessing.get_context("spawn")
+    brain = slow(args.latency, correct()) if args.latency else None
+    with OpenAICompatibleServer(rpm_limit=args.rpm, window_seconds=args.window, default_brain=brain) as server, \
+            context.Manager() as manager, ProcessPoolExecutor(workers, mp_context=context) as pool:
+        ready = manager.Barrier(workers + 1)
+        futures = []
+        for worker in range(workers):
+            worker_home = home.parent / f"{home.name}-{mode}-{workers}-{worker}"
+            shutil.copytree(home, worker_home)
+            options = dict(
+                RECS_LLM_BASE_URL=server.base_url, RECS_LLM_API_KEY="bench-key", home=str(worker_home), run_date=RUN_DATE,
+                ranker="llm", llm_rpm=args.rpm, **({"llm_tpm": args.tpm} if args.tpm else {}),
+                llm_rate_window_seconds=args.window, llm_concurrency=args.concurrency,
+                llm_deadline_seconds=max(120.0, 4 * args.window), llm_shared_limit=mode,
+                llm_limit_name=f"bench-{mode}-{workers}", **lease_settings(args), **sizes,
+            )
+            if mode != "local" and worker == 0:
+                ensure_global_limit(Settings(**options))  # as an operator would (workers racing to create it is noisy)
+            futures.append(pool.submit(rank_share, options, batches[worker::workers], args.parallel_batches, ready))
+        ready.wait(timeout=600)
+        started = time.perf_counter()
+        lost = sum(future.result() for future in futures)
+        seconds = time.perf_counter() - started
+        times, rejected = server.accepted_request_times(), server.count(status=429)
+        achieved, windows = achieved_ratio(times, args.rpm, args.window)
+        return dict(achieved=achieved, rejected=rejected, max=server.max_requests_in_window(args.window),
+                    windows=windows, lost=lost, seconds=seconds, counts=per_window(times, args.window))
+
+
+def rank_share(options: dict, batches: list[list[int]], parallel: int, ready) -> int:
+    """A worker process: rank these batches with the real LlmRanker; the users left without k valid rows."""
+    settings = Settings(**options)
+    with db.connect(settings) as con:
+        frames = [db.frame(con, "rank/batch_candidates", {"run_date": RUN_DATE, "user_ids": ids}) for ids in batches]
+    ready.wait(timeout=600)
+    with ThreadPoolExecutor(parallel) as pool:
+        ranked = pl.concat(list(pool.map(lambda frame: LlmRanker(settings).rank(frame, settings.k), frames)))
+    return lost_users(ranked, pl.concat(frames), settings.k)
+
+
+def lost_users(ranked: pl.DataFrame, candidates: pl.DataFrame, k: int) -> int:
+    """Users of `candidates` without k distinct ranked rows."""
+    per_user = ranked.group_by("user_id").agg(n=pl.len(), distinct=pl.col("item_id").n_unique())
+    return candidates["user_id"].n_unique() - per_user.filter((pl.col("n") == k) & (pl.col("distinct") == k)).height
+
+
+def bench(args: argparse.Namespace) -> None:
+    home, sizes = prepared_home(args)
 
     brain = slow(args.latency, correct()) if args.latency else None
     with OpenAICompatibleServer(rpm_limit=args.rpm, window_seconds=args.window, default_brain=brain) as server:
         settings = Settings(
             RECS_LLM_BASE_URL=server.base_url, RECS_LLM_API_KEY="bench-key", home=home, run_date=RUN_DATE,
             ranker="llm", llm_rpm=args.rpm, **({"llm_tpm": args.tpm} if args.tpm else {}), llm_rate_window_seconds=args.window, llm_concurrency=args.concurrency,
-            llm_deadline_seconds=max(120.0, 4 * args.window), llm_shared_limit=args.mode, **sizes,
+            llm_deadline_seconds=max(120.0, 4 * args.window), llm_shared_limit=args.mode, **lease_settings(args), **sizes,
         )
         with db.connect(settings) as con:
             user_ids = user_batches(con, settings, args.batch)
@@ -115,14 +224,9 @@ def bench(args: argparse.Namespace) -> None:
         times = server.accepted_request_times()
         rejected = server.count(status=429)
 
-    t0 = times[0]
-    full_windows = int((times[-1] - t0) // args.window)
-    per_window = [sum(1 for t in times if t0 + i * args.window <= t < t0 + (i + 1) * args.window) for i in range(full_windows)]
-    achieved = sum(per_window) / (full_windows * args.rpm) if full_windows else float("nan")
+    achieved, full_windows = achieved_ratio(times, args.rpm, args.window)
     all_users = pl.concat(frames)["user_id"].unique()
-    per_user = ranked.group_by("user_id").agg(n=pl.len(), distinct=pl.col("item_id").n_unique())
-    complete = per_user.filter((pl.col("n") == settings.k) & (pl.col("distinct") == settings.k))
-    lost = all_users.len() - complete.height
+    lost = lost_users(ranked, pl.concat(frames), settings.k)
     with db.connect(settings) as con:
         summary = db.frame(con, "llm/summary", {"run_date": RUN_DATE}).row(0, named=True)
 

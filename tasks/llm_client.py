@@ -3,9 +3,11 @@
 - Rate limits in-process: a sliding-window limiter on requests and tokens per window (shared by
   every ranker of the process talking to the same endpoint and model) and a semaphore on
   requests in flight. A server 429 pauses every caller for its Retry-After.
-- With a Prefect server (PREFECT_API_URL set; `llm_shared_limit`), requests per window go through
-  a Prefect global rate limit (`llm_limit_name`, created or reshaped to llm_rpm) so every worker shares one
-  budget; tokens per window, in-flight requests and 429 pauses stay per process.
+- With a Prefect server (PREFECT_API_URL set; `llm_shared_limit`), requests per window come from a
+  Prefect global concurrency limit of llm_rpm slots (`llm_limit_name`, created or reshaped), leased in
+  blocks and each slot given back after its request's window, so every worker shares one budget
+  (`rate_limit`: Prefect's rate limit, one slot per request, slower); tokens per window, in-flight
+  requests and 429 pauses stay per process.
 - Retries are our own loop (the `openai` client runs with `max_retries=0`), so every attempt,
   429 and retry is counted: 429 honours `retry-after-ms` / `Retry-After`; 5xx, timeouts and
   connection errors back off exponentially with jitter; nothing retries past a deadline.
@@ -31,6 +33,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import random
 import threading
 import time
@@ -183,19 +186,23 @@ def prefect_api_url() -> str | None:
 
 
 def limit_mode(settings: Settings) -> str:
-    """'prefect' (a global rate limit shared by workers) or 'local' (in-process)."""
+    """'lease' or 'rate_limit' (a Prefect limit shared by workers) or 'local' (in-process); auto: lease with a server."""
     if settings.llm_shared_limit == "auto":
-        return "prefect" if prefect_api_url() else "local"
+        return "lease" if prefect_api_url() else "local"
     return settings.llm_shared_limit
 
 
 def global_limit_shape(settings: Settings) -> tuple[int, float]:
-    """(limit, slot decay per second) of the Prefect rate limit for llm_rpm per window.
+    """(limit, slot decay per second) of the Prefect global limit for llm_rpm per window.
 
-    A Prefect rate limit is a leaky bucket: `limit` slots at once, refilled at the decay rate, so
-    any window may see limit + decay * window requests. A burst of 1 and a decay of (rpm - 1) per
-    window keeps every window at rpm at most; the price is 1/rpm of the budget.
+    lease: a concurrency limit of llm_rpm slots without decay; a slot comes back only when the
+    leaseholder gives it back, after its request's window (LeasedLimiter).
+    rate_limit: a leaky bucket of `limit` slots refilled at the decay rate, so any window may see
+    limit + decay * window requests. A burst of 1 and a decay of (rpm - 1) per window keeps every
+    window at rpm at most; the price is 1/rpm of the budget.
     """
+    if limit_mode(settings) == "lease":
+        return settings.llm_rpm, 0.0
     return 1, (settings.llm_rpm - 1 or 1) / settings.llm_rate_window_seconds
 
 
@@ -208,13 +215,17 @@ def ensure_global_limit(settings: Settings) -> None:
     llm_rpm is the single source of truth: workers sharing a limit name must share llm_rpm.
     """
     from prefect.client.orchestration import get_client
+    from prefect.exceptions import ObjectAlreadyExists
 
     limit, decay = global_limit_shape(settings)
     key = (prefect_api_url() or "", settings.llm_limit_name, limit, decay)
     if key in _created_limits:
         return
     with get_client(sync_client=True) as client:
-        client.upsert_global_concurrency_limit_by_name(settings.llm_limit_name, limit, slot_decay_per_second=decay)
+        try:
+            client.upsert_global_concurrency_limit_by_name(settings.llm_limit_name, limit, slot_decay_per_second=decay)
+        except ObjectAlreadyExists:  # another worker created it between our read and our create
+            client.upsert_global_concurrency_limit_by_name(settings.llm_limit_name, limit, slot_decay_per_second=decay)
     _created_limits.add(key)
 
 
@@ -239,6 +250,7 @@ class PrefectRateLimiter:
         except BaseException:
             self.local.release(slot)
             raise
+        slot[2] = time.monotonic()  # sent now, not when the local slot was taken
         return slot
 
     def release(self, slot: list[float]) -> None:
@@ -248,24 +260,190 @@ class PrefectRateLimiter:
         self.local.pause(seconds)
 
 
+@dataclass
+class Lease:
+    """A block of slots of the Prefect limit, held by this process under one Prefect lease."""
+
+    id: str
+    size: int
+    taken: float  # monotonic time it was granted
+    slots: list[list[float]] = field(default_factory=list)  # the local slots of the requests it paid for
+
+
+@dataclass
+class LeasedSlot:
+    local: list[float]
+    lease: Lease
+
+
+class LeasedLimiter:
+    """Requests per window from blocks of slots leased from a Prefect global concurrency limit of
+    llm_rpm slots (shared by every worker of the server); tokens per window and 429 pauses in-process.
+
+    A request takes a slot of this process's open lease; with none, one API call leases a block
+    (on refusal: short jittered polls of our own, never Prefect's growing Retry-After). A lease is
+    closed once its slots are used or `llm_lease_seconds` after it was granted (the rest is unused),
+    and given back only when the window of each request it paid for has passed: a request's window
+    starts at its answer or at send + arrival margin, whichever is sooner (SlidingWindowLimiter), so
+    every request the provider still counts holds a leased slot and the provider never sees more
+    than llm_rpm in a window. The block size adapts to this process's rate: it doubles when a block
+    was used up in time, shrinks to what was used when it was not; after a refusal, a read of the
+    limit (not a write) tells when to ask again, and for how many.
+    A crashed process's leases expire on the server (`lease_duration`, at least 60 s).
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        from prefect.client.orchestration import get_client
+
+        ensure_global_limit(settings)
+        self.name = settings.llm_limit_name
+        self.local = SlidingWindowLimiter(2**31, settings.llm_tpm, settings.llm_rate_window_seconds,
+                                          settings.llm_arrival_margin_seconds)
+        self.use_seconds, self.poll_seconds = settings.llm_lease_seconds, settings.llm_lease_poll_seconds
+        self.max_block = max(1, settings.llm_rpm // 4)
+        self.lease_duration = max(60.0, 2 * (self.use_seconds + self.local.arrival_margin + self.local.horizon))
+        self.block = 1
+        self._client = get_client(sync_client=True)
+        self._client.__enter__()
+        self._cond = threading.Condition()
+        self._open: Lease | None = None
+        self._closed: list[Lease] = []
+        self._leasing = False
+        self._refused = False  # the last lease asked for was refused: read the limit before asking again
+        threading.Thread(target=self._give_back_forever, name="llm-lease-keeper", daemon=True).start()
+
+    def acquire(self, tokens: int, deadline: float) -> LeasedSlot:
+        slot = self.local.acquire(tokens, deadline)
+        try:
+            return LeasedSlot(slot, self._take(slot, deadline))
+        except BaseException:
+            self.local.release(slot)
+            raise
+
+    def release(self, slot: LeasedSlot) -> None:
+        self.local.release(slot.local)
+        with self._cond:
+            self._cond.notify_all()
+
+    def pause(self, seconds: float) -> None:
+        self.local.pause(seconds)
+
+    def _take(self, slot: list[float], deadline: float) -> Lease:
+        """A slot of the open lease for `slot`'s request; one waiting thread at a time leases a block
+        when there is none (polling while the limit is full), the others wait for it."""
+        while True:
+            with self._cond:
+                while True:
+                    stop.check()
+                    self._close_if_done(time.monotonic())
+                    if self._open is not None:
+                        slot[2] = time.monotonic()  # sent now: its window counts from here, not from the local slot
+                        self._open.slots.append(slot)
+                        return self._open
+                    if not self._leasing:
+                        self._leasing = True
+                        break
+                    if time.monotonic() >= deadline:
+                        raise DeadlineExceeded("lease wait passed the deadline")
+                    self._cond.wait(POLL_SECONDS)
+            try:
+                self._poll_for_lease(deadline)
+            finally:
+                with self._cond:
+                    self._leasing = False
+                    self._cond.notify_all()
+
+    def _poll_for_lease(self, deadline: float) -> None:
+        """Lease a block, asking again every ~llm_lease_poll_seconds while the limit is full."""
+        while True:
+            granted = self._lease_block()
+            if granted is not None:
+                with self._cond:
+                    self._open = granted
+                return
+            if time.monotonic() + self.poll_seconds > deadline:
+                raise DeadlineExceeded("lease wait would pass the deadline")
+            stop.sleep(self.poll_seconds * (0.5 + random.random()))
+
+    def _lease_block(self) -> Lease | None:
+        """One API call for `block` slots (fewer if fewer are free); None when the limit is full.
+
+        After a refusal, the limit is read first (a read, not a write on the server's database) and
+        asked again only when it has free slots, for half of them at most."""
+        import httpx
+
+        size = self.block
+        if self._refused:
+            limit = self._client.read_global_concurrency_limit_by_name(self.name)
+            free = limit.limit - limit.active_slots
+            if free < 1:
+                return None
+            size = min(size, max(1, free // 2))  # half of what is free: other waiting workers get their turn
+        try:
+            response = self._client.increment_concurrency_slots_with_lease(
+                names=[self.name], slots=size, mode="concurrency", lease_duration=self.lease_duration)
+        except httpx.HTTPStatusError as error:
+            if error.response.status_code != 423:
+                raise
+            self._refused = True
+            return None
+        self._refused = False
+        return Lease(response.json()["lease_id"], size, time.monotonic())
+
+    def _close_if_done(self, now: float) -> None:
+        """Close the open lease when used up or too old (holds the lock); adapt the block size."""
+        lease = self._open
+        if lease is None or (len(lease.slots) < lease.size and now - lease.taken < self.use_seconds):
+            return
+        self._open = None
+        self.block = min(self.max_block, 2 * lease.size) if len(lease.slots) == lease.size else max(1, len(lease.slots))
+        self._closed.append(lease)
+        self._cond.notify_all()
+
+    def _due(self, lease: Lease) -> float:
+        """When the provider has forgotten every request `lease` paid for (an in-flight one counts from send + margin)."""
+        starts = [min(s[0], s[2] + self.local.arrival_margin) for s in lease.slots]
+        return max(starts, default=lease.taken - self.local.horizon) + self.local.horizon
+
+    def _give_back_forever(self) -> None:
+        """The keeper thread: closes an idle open lease in time and gives back leases when due."""
+        while True:
+            with self._cond:
+                now = time.monotonic()
+                self._close_if_done(now)
+                due = [lease for lease in self._closed if self._due(lease) <= now]
+                self._closed = [lease for lease in self._closed if lease not in due]
+                wake = min([self._due(lease) for lease in self._closed]
+                           + ([self._open.taken + self.use_seconds] if self._open else []), default=now + 1.0)
+                if not due:
+                    self._cond.wait(max(0.001, min(wake - now, POLL_SECONDS)))
+                    continue
+            for lease in due:
+                try:
+                    self._client.release_concurrency_slots_with_lease(lease.id)
+                except Exception as error:  # the lease expires on the server by itself
+                    logging.getLogger(__name__).warning("could not give back LLM lease %s: %s", lease.id, error)
+
+
 _registry_lock = threading.Lock()
-_limiters: dict[tuple, SlidingWindowLimiter | PrefectRateLimiter] = {}
+_limiters: dict[tuple, SlidingWindowLimiter | PrefectRateLimiter | LeasedLimiter] = {}
 _semaphores: dict[tuple, threading.BoundedSemaphore] = {}
 _format_level: dict[tuple, int] = {}
 
 
-def shared_limits(settings: Settings) -> tuple[SlidingWindowLimiter, threading.BoundedSemaphore]:
+def shared_limits(settings: Settings) -> tuple[SlidingWindowLimiter | PrefectRateLimiter | LeasedLimiter, threading.BoundedSemaphore]:
     """The process-wide limiter and in-flight semaphore of this endpoint, model and budget."""
     endpoint = (settings.llm_base_url, settings.llm_model)
     mode = limit_mode(settings)
     key = (*endpoint, settings.llm_rpm, settings.llm_tpm, settings.llm_rate_window_seconds, settings.llm_arrival_margin_seconds, mode)
-    if mode == "prefect":
-        key += (prefect_api_url(), settings.llm_limit_name)
+    if mode != "local":
+        key += (prefect_api_url(), settings.llm_limit_name, settings.llm_lease_seconds, settings.llm_lease_poll_seconds)
     with _registry_lock:
         limiter = _limiters.get(key)
         if limiter is None:
             limiter = _limiters[key] = (
-                PrefectRateLimiter(settings) if mode == "prefect"
+                LeasedLimiter(settings) if mode == "lease"
+                else PrefectRateLimiter(settings) if mode == "rate_limit"
                 else SlidingWindowLimiter(settings.llm_rpm, settings.llm_tpm, settings.llm_rate_window_seconds,
                                           settings.llm_arrival_margin_seconds)
             )

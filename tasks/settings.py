@@ -122,10 +122,21 @@ class Settings(BaseSettings):
     llm_max_users: int | None = Field(
         None, ge=1, description="Uncached users sent to the LLM per run at most, most changed first; the rest keep ALS order."
     )
-    llm_shared_limit: Literal["auto", "prefect", "local"] = Field(
-        "auto", description="Requests/min limit: a Prefect global rate limit shared by all workers (auto: when PREFECT_API_URL is set) or in-process."
+    llm_shared_limit: Literal["auto", "lease", "rate_limit", "local"] = Field(
+        "auto", description="Requests/min limit shared by all workers through the Prefect server: lease (blocks of slots of a"
+        " global concurrency limit; the default when PREFECT_API_URL is set) or rate_limit (Prefect's rate limit, one slot per"
+        " request: under 0.6 of the budget); local: in-process (auto without a server).",
     )
-    llm_limit_name: str = Field("recs-llm-rpm", description="Name of the Prefect global rate limit (created if missing, kept at llm_rpm).")
+    llm_limit_name: str = Field(
+        "recs-llm-rpm", description="Name of the Prefect global limit (created if missing, kept at llm_rpm); every worker using it shares llm_rpm and the mode."
+    )
+    llm_lease_seconds: float = Field(
+        1.0, gt=0, description="lease: a leased block of slots is used within this long, the rest goes unused (each block"
+        " is held until its requests' windows pass, so this costs up to its share of llm_rate_window_seconds).",
+    )
+    llm_lease_poll_seconds: float = Field(
+        0.05, gt=0, description="lease: a refused lease is asked again after about this long (jittered), while the limit is full."
+    )
 
     # input contract (issue 12 §1-§4, §6): what ingest accepts, converts, quarantines or refuses
     max_line_bytes: int = Field(1 << 20, ge=1024, description="Input lines longer than this are quarantined ('line too long').")

@@ -42,7 +42,7 @@ from rankers.recipe import prompt_sizes
 from tasks import db
 from tasks.candidates import candidates as candidates_task
 from tasks.ingest import ingest
-from tasks.llm_client import limit_mode, reset_shared_state
+from tasks.llm_client import global_limit_shape, limit_mode, reset_shared_state
 from tasks.rank import rank_users, user_batches
 from tasks.settings import Settings
 from tasks.train import train
@@ -403,7 +403,11 @@ def test_limit_mode_follows_the_prefect_api_url(home):
 
     with OpenAICompatibleServer() as server:
         with temporary_settings(updates={PREFECT_API_URL: "http://127.0.0.1:9/api"}):
-            assert limit_mode(llm_settings(home, server, llm_shared_limit="auto")) == "prefect"
+            leased = llm_settings(home, server, llm_shared_limit="auto", llm_rpm=120, llm_rate_window_seconds=2.0)
+            assert limit_mode(leased) == "lease"
+            assert global_limit_shape(leased) == (120, 0.0), "llm_rpm slots without decay: they come back when given back"
+            rate_limit = llm_settings(home, server, llm_shared_limit="rate_limit", llm_rpm=120, llm_rate_window_seconds=2.0)
+            assert global_limit_shape(rate_limit) == (1, 119 / 2.0), "a burst of 1: no window sees more than llm_rpm"
             assert limit_mode(llm_settings(home, server, llm_shared_limit="local")) == "local"
         with temporary_settings(restore_defaults={PREFECT_API_URL}):
             assert limit_mode(llm_settings(home, server, llm_shared_limit="auto")) == "local"
@@ -419,9 +423,9 @@ def test_run_parameters_carry_the_llm_options():
 
 
 @pytest.mark.usefixtures("prefect_server")
-def test_recs_run_with_llm_flags_shares_a_prefect_rate_limit(tmp_path, monkeypatch):
+def test_recs_run_with_llm_flags_shares_a_prefect_limit(tmp_path, monkeypatch):
     """`recs run --ranker llm --llm-*` under a real (temporary) Prefect server: the flags reach the
-    ranker, requests go through the global rate limit `recs-llm-rpm`, the cap keeps the rest on ALS."""
+    ranker, requests go through leases of the global limit `recs-llm-rpm`, the cap keeps the rest on ALS."""
     from prefect.client.orchestration import get_client
     from typer.testing import CliRunner
 
@@ -448,7 +452,7 @@ def test_recs_run_with_llm_flags_shares_a_prefect_rate_limit(tmp_path, monkeypat
         limit = client.read_global_concurrency_limit_by_name("recs-llm-rpm")
         accounting = max((a for a in client.read_artifacts() if a.key == f"recs-{RUN_DATE}-llm"), key=lambda a: a.created)
     assert "| calls | 45 |" in accounting.data and "| fallbacks | 15 |" in accounting.data
-    assert limit.limit == 1 and limit.slot_decay_per_second == pytest.approx((rpm - 1) / window)
+    assert limit.limit == rpm and limit.slot_decay_per_second == 0.0 and limit.active_slots <= rpm
     recs = pl.read_parquet(partition_dir(tmp_path / "recommendations", RUN_DATE) / "data.parquet")
     rankers = dict(recs.group_by("ranker").agg(pl.col("user_id").n_unique()).iter_rows())
     assert rankers == {"llm": 45, "als_fallback": 15}
