@@ -12,6 +12,7 @@ import scipy.sparse as sp
 from implicit.cpu.als import AlternatingLeastSquares
 from prefect import task
 from prefect.cache_policies import NO_CACHE
+from prefect.context import FlowRunContext
 from threadpoolctl import threadpool_limits
 
 from tasks import db
@@ -215,7 +216,10 @@ def candidate_batch(settings: Settings, batch: AlsBatch) -> pl.DataFrame:
 
 
 def on_task_runner(settings: Settings, batches: Iterator[AlsBatch]) -> list[pl.DataFrame]:
-    """Every batch's candidates as a task of the flow's task runner, in batch order."""
+    """Every batch's candidates as a task of the flow's task runner, in batch order (in this process when the
+    stage runs outside a flow)."""
+    if FlowRunContext.get() is None:
+        return in_process(settings, batches)
     futures = [candidate_batch.submit(settings, batch) for batch in batches]
     return [future.result() for future in futures]
 
