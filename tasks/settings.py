@@ -119,7 +119,7 @@ class Settings(BaseSettings):
         " is held until its requests' windows pass, so this costs up to its share of llm_rate_window_seconds).",
     )
     llm_lease_poll_seconds: float = Field(
-        0.05, gt=0, description="lease: a refused lease is asked again after about this long (jittered), while the limit is full."
+        0.25, gt=0, description="lease: while the limit is full, it is read again after about this long (jittered) before asking for free slots."
     )
 
     # input contract (issue 12 §1-§4, §6): what ingest accepts, converts, quarantines or refuses
