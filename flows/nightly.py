@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import time
-from collections import Counter
 from collections.abc import Callable
-from contextlib import nullcontext
 from typing import Any, TypeVar
 
-from prefect import Flow, flow, get_run_logger, unmapped
+from prefect import Flow, flow, get_run_logger
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
 from flows.artifacts import publish_report_artifact, publish_run_artifacts
 from flows.parameters import RunParameters
-from tasks import progress, stop
+from tasks import stop
 from tasks.candidates import candidates
 from tasks.errors import StageFailed, describe
 from tasks.gate import gate, gated_settings
@@ -21,7 +19,7 @@ from tasks.home import check_home, exclusive
 from tasks.ingest import ingest
 from tasks.llm_client import preflight
 from tasks.publish import Published, publish
-from tasks.rank import pending_batches, rank_batch
+from tasks.rank import rank_stage
 from tasks.report import report
 from tasks.settings import Settings
 from tasks.train import train
@@ -96,29 +94,23 @@ def report_after_publish(settings: Settings, timings: dict[str, float]) -> None:
 
 
 def rank_all(settings: Settings) -> dict[str, int]:
-    """Fan the pending users out over rank tasks, a batch of users each; total rows per ranker.
-
-    Progress of all batches together is logged every `progress_seconds` (tasks/progress.py).
-    """
-    batches = pending_batches(settings)
-    tracked = settings.ranker == "llm"  # the als ranker takes seconds: nothing to watch
-    with progress.tracking(sum(map(len, batches)), settings.progress_seconds, get_run_logger()) if tracked else nullcontext():
-        futures = rank_batch.map(unmapped(settings), batches)
-        return dict(sum((Counter(counts) for counts in futures.result()), Counter()))
+    """Fan the pending users out over rank tasks, a batch of users each; total rows per ranker (tasks/rank.py)."""
+    return rank_stage(settings, get_run_logger())
 
 
 def task_runner_for(settings: Settings) -> TaskRunner:
-    """Threads by default; Dask on a given scheduler or a local in-process cluster.
+    """Threads by default; Dask on a given scheduler, or on a local cluster of worker processes.
 
-    The local cluster uses threads, not processes: every stage writes to one DuckDB file,
-    which a single process owns (see README, "Scaling out").
+    Rank tasks open no database (tasks/rank.py): they get their batch's inputs and return its outputs,
+    which the flow process stores, so workers may be other processes or machines.
     """
     if settings.task_runner == "dask":
         from prefect_dask import DaskTaskRunner
 
         if settings.dask_address:
             return DaskTaskRunner(address=settings.dask_address)
-        return DaskTaskRunner(cluster_kwargs={"processes": False, "n_workers": 1, "threads_per_worker": 4})
+        return DaskTaskRunner(cluster_kwargs={"processes": True, "n_workers": settings.dask_workers,
+                                              "threads_per_worker": settings.dask_threads_per_worker})
     return ThreadPoolTaskRunner()
 
 

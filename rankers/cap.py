@@ -9,19 +9,19 @@ import polars as pl
 from rankers.base import run_logger
 from rankers.prompt import Request, contexts, requests
 from tasks import db
-from tasks.llm_client import LlmClient
+from tasks.llm_client import LlmCache, cache_key
 from tasks.settings import Settings
 
 CAP_REACHED = "llm cap reached"
-_plan_lock = threading.Lock()  # parallel rank batches of one process build a run's cap plan once
+_plan_lock = threading.Lock()  # in-process rankers (gate, evaluation) of one process build a run's cap plan once
 
 
-def request_keys(client: LlmClient, user_requests: list[Request]) -> list[str]:
+def request_keys(settings: Settings, user_requests: list[Request]) -> list[str]:
     """The cache keys of a user's requests."""
-    return [client.key(r.messages, r.schema, r.max_tokens) for r in user_requests]
+    return [cache_key(settings, r.messages, r.schema, r.max_tokens) for r in user_requests]
 
 
-def admitted(con, client: LlmClient, settings: Settings) -> set[int]:
+def admitted(con, settings: Settings) -> set[int]:
     """Users of this run_date that may be sent to the LLM under llm_max_users (built once per run_date).
 
     Users whose every request is cached cost nothing and are always admitted. Of the others, at
@@ -38,8 +38,9 @@ def admitted(con, client: LlmClient, settings: Settings) -> set[int]:
         changes = db.frame(con, "llm/plan_changes", {"run_date": s.run_date})
         all_candidates = db.frame(con, "rank/batch_candidates",
                                   {"run_date": s.run_date, "user_ids": changes["user_id"].to_list()})
-        keys = {c.user_id: request_keys(client, requests(c, s)) for c in contexts(con, all_candidates, s)}
-        answered = client.cache.has([key for user_keys in keys.values() for key in user_keys])
+        keys = {c.user_id: request_keys(s, requests(c, s)) for c in contexts(con, all_candidates, s)}
+        answered = {row[0] for row in db.run(con, "llm/cache_has",
+                                             {"request_keys": [key for user_keys in keys.values() for key in user_keys]})}
         plan = changes.with_columns(
             cached=pl.col("user_id").replace_strict(
                 {uid: all(key in answered for key in user_keys) for uid, user_keys in keys.items()},
@@ -55,7 +56,7 @@ def admitted(con, client: LlmClient, settings: Settings) -> set[int]:
     return admitted_users
 
 
-def over_cap(client: LlmClient, user_requests: list[Request]) -> bool:
+def over_cap(settings: Settings, cache: LlmCache, user_requests: list[Request]) -> bool:
     """A user not admitted under the cap still ranks when every request is cached (it costs nothing)."""
-    keys = request_keys(client, user_requests)
-    return len(client.cache.has(keys)) < len(keys)
+    keys = request_keys(settings, user_requests)
+    return len(cache.has(keys)) < len(keys)

@@ -3,16 +3,21 @@ items that drove each score (the evidence every explanation must cite)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
 import numpy as np
 import polars as pl
 import scipy.sparse as sp
 from implicit.cpu.als import AlternatingLeastSquares
 from prefect import task
+from prefect.cache_policies import NO_CACHE
 from threadpoolctl import threadpool_limits
 
 from tasks import db
+from tasks.errors import retry_unless_expected
 from tasks.settings import Settings
-from tasks.train import PAD, latest_ratings, load_model, popular_topk, to_matrices
+from tasks.train import PAD, Interactions, latest_ratings, load_model, popular_topk, to_matrices
 
 def explain_batch(
     model: AlternatingLeastSquares, likes: sp.csr_matrix, user_rows: np.ndarray, item_rows: np.ndarray, top: int
@@ -129,18 +134,53 @@ def long_frame(
     return frame.filter(pl.Series(rows.ravel() >= 0)).with_columns(source=pl.lit(source))
 
 
-def build_candidates(con, settings: Settings, serving_version: str) -> pl.DataFrame:
+@dataclass
+class AlsBatch:
+    """What ALS candidates of a batch of users need, and nothing of the database: the model restricted to
+    the batch's user rows, and the batch's rows of the likes and seen matrices."""
+
+    user_ids: np.ndarray  # external ids of the batch's users
+    item_ids: np.ndarray  # external id of each item column
+    model: AlternatingLeastSquares  # user factors of the batch's rows, every item factor
+    likes: sp.csr_matrix
+    seen: sp.csr_matrix
+
+
+def als_batches(model: AlternatingLeastSquares, data: Interactions, rows: np.ndarray, size: int) -> Iterator[AlsBatch]:
+    """The user rows `rows` of `data` in batches of `size`."""
+    for start in range(0, max(len(rows), 1), size):  # no rows: one empty batch
+        part = rows[start : start + size]
+        with threadpool_limits(1, "blas"):  # implicit checks the BLAS threads when a model is created
+            batch_model = AlternatingLeastSquares(factors=model.factors, regularization=model.regularization)
+        batch_model.user_factors, batch_model.item_factors = model.user_factors[part], model.item_factors
+        yield AlsBatch(data.user_ids[part], data.item_ids, batch_model, data.likes[part], data.seen[part])
+
+
+def als_batch_candidates(settings: Settings, batch: AlsBatch) -> pl.DataFrame:
+    """The ALS candidates of one batch with their evidence (long_frame rows): a function of its inputs."""
+    rows = np.arange(len(batch.user_ids))
+    items, scores, evidence = als_candidates(batch.model, batch.likes, batch.seen, rows, settings.n_candidates, settings)
+    return long_frame(batch.user_ids, batch.item_ids, items, scores, evidence, "als")
+
+
+def in_process(settings: Settings, batches: Iterator[AlsBatch]) -> list[pl.DataFrame]:
+    """Every batch's candidates in this process, one after the other."""
+    return [als_batch_candidates(settings, batch) for batch in batches]
+
+
+def build_candidates(con, settings: Settings, serving_version: str,
+                     fan_out: Callable[[Settings, Iterator[AlsBatch]], list[pl.DataFrame]] = in_process) -> pl.DataFrame:
     """Candidates of every known user: ALS for users with likes and unseen items the model knows, popular items otherwise.
 
-    A user gets only real unseen items: fewer than n_candidates (none when they have seen the whole catalogue) is fine.
+    The ALS part runs in batches of `candidate_users_per_batch` users through `fan_out` (this process, or
+    candidate tasks of the flow's task runner). A user gets only real unseen items: fewer than n_candidates (none
+    when they have seen the whole catalogue) is fine.
     """
     model, model_users, model_items = load_model(settings.models_dir / serving_version)
     ratings = latest_ratings(con, settings.like_threshold)
     data = to_matrices(ratings, model_users, model_items, settings.als_alpha)
     als_rows = np.flatnonzero(np.diff(data.likes.indptr) > 0)
-
-    rows, scores, evidence = als_candidates(model, data.likes, data.seen, als_rows, settings.n_candidates, settings)
-    als = long_frame(model_users[als_rows], model_items, rows, scores, evidence, "als")
+    als = pl.concat(fan_out(settings, als_batches(model, data, als_rows, settings.candidate_users_per_batch)))
 
     all_users = db.frame(con, "candidates/users")["user_id"].to_numpy()
     cold_users = np.setdiff1d(all_users, als["user_id"].unique().to_numpy())
@@ -167,12 +207,27 @@ def store_candidates(con, frame: pl.DataFrame, settings: Settings, model_version
             db.run(con, "candidates/insert", params | {"model_version": model_version})
 
 
+@task(name="candidate-batch", retries=2, retry_delay_seconds=5, retry_condition_fn=retry_unless_expected,
+      cache_policy=NO_CACHE)
+def candidate_batch(settings: Settings, batch: AlsBatch) -> pl.DataFrame:
+    """Prefect task: the ALS candidates of one batch of users (a thread of the flow, or a Dask worker process)."""
+    return als_batch_candidates(settings, batch)
+
+
+def on_task_runner(settings: Settings, batches: Iterator[AlsBatch]) -> list[pl.DataFrame]:
+    """Every batch's candidates as a task of the flow's task runner, in batch order."""
+    futures = [candidate_batch.submit(settings, batch) for batch in batches]
+    return [future.result() for future in futures]
+
+
 @task(name="candidates")
 def candidates(settings: Settings, serving_version: str) -> dict[str, int]:
-    """Prefect task: every user's candidates, reused when this run_date already has them from this model."""
+    """Prefect task: every user's candidates (ALS batches fanned out over candidate tasks), reused when this
+    run_date already has them from this model; stored by this process in one transaction."""
     params = {"run_date": settings.run_date, "model_version": serving_version}
     with db.connect(settings) as con:
         if not db.run(con, "candidates/existing", params):
-            store_candidates(con, build_candidates(con, settings, serving_version), settings, serving_version)
+            frame = build_candidates(con, settings, serving_version, on_task_runner)
+            store_candidates(con, frame, settings, serving_version)
         counts = db.run(con, "candidates/existing", params)
     return {f"{source}_users": users for source, users, _ in counts} | {"rows": sum(rows for *_, rows in counts)}

@@ -3,8 +3,8 @@
 The canary takes the train stage's holdout split (same seed: likes the model under test never
 saw), refits ALS on its training part, and ranks a seeded sample of `gate_users` held-out users
 with the real LlmRanker (evaluation/held_out.py) in `<home>/canary/recs.duckdb`: a file holding the
-catalogue and the home's interactions minus the held-out pairs, so the ranker's limits, cache and
-accounting run unchanged. Its calls are copied into the home's `llm_calls` and its users count
+catalogue and the canary users' interactions minus the held-out pairs (their prompts read nothing
+else), so the ranker's limits, cache and accounting run unchanged. Its calls are copied into the home's `llm_calls` and its users count
 against `llm_max_users`.
 
 NDCG@10 on the held-out likes of ALS order and of the LLM blend at each of BLEND_WEIGHTS (the
@@ -118,7 +118,7 @@ def home_holdout(con, settings: Settings) -> Holdout:
 
 
 def fill_canary(con, home_interactions: pl.DataFrame, home_catalog: pl.DataFrame, known: pl.DataFrame) -> None:
-    """The canary file's catalogue and interactions: the home's, minus the held-out pairs."""
+    """The canary file's catalogue and the canary users' interactions, minus the held-out pairs."""
     with db.transaction(con):
         db.run(con, "gate/clear_catalog")
         db.run(con, "gate/clear_interactions")
@@ -132,8 +132,10 @@ def run_canary(settings: Settings) -> tuple[GateDecision, pl.DataFrame, pl.DataF
     """Rank the canary users (ALS and the LLM blends): the decision, the canary table and the canary's llm_calls."""
     with db.connect(settings) as con:
         holdout = home_holdout(con, settings)
-        home_interactions, home_catalog = db.frame(con, "gate/interactions"), db.frame(con, "gate/catalog")
-    positions = sample_positions(len(holdout.users), settings.gate_users, settings.split_seed)
+        positions = sample_positions(len(holdout.users), settings.gate_users, settings.split_seed)
+        canary_users = holdout.user_ids[holdout.users[positions]].tolist()
+        home_interactions = db.frame(con, "gate/interactions", {"user_ids": canary_users})
+        home_catalog = db.frame(con, "gate/catalog")
     if len(positions) == 0:
         reason = "llm gated off: no held-out likes to test the LLM on"
         decision = GateDecision(False, 0.0, 0.0, 0.0, 0.0, 0, 0, 0, settings.llm_model, settings.llm_prompt_version, reason)
@@ -142,7 +144,7 @@ def run_canary(settings: Settings) -> tuple[GateDecision, pl.DataFrame, pl.DataF
     frame = held_out_candidates(model, holdout.train, holdout, holdout.users[positions], settings)
     canary = canary_settings(settings)
     with db.connect(canary) as con:
-        fill_canary(con, home_interactions, home_catalog, known_pairs(holdout))
+        fill_canary(con, home_interactions, home_catalog, known_pairs(holdout).filter(pl.col("user_id").is_in(canary_users)))
         candidates = stored_candidates(con, frame, canary, CANARY_MODEL)
         db.run(con, "gate/clear_calls", {"run_date": settings.run_date})
     llm_order = rank_blends(canary, candidates, (1.0,), DEPTH)  # pays for the calls ...

@@ -13,8 +13,9 @@
   connection errors back off exponentially with jitter; nothing retries past a deadline.
 - Structured output degrades per endpoint: `json_schema` -> `json_object` (+ schema) -> plain
   text, when the server rejects the `response_format` (llama.cpp answers 500 to json_schema).
-- Answers are cached in DuckDB (`llm_cache`) under sha256 of (model, prompt version, messages,
-  parameters) as soon as they arrive; the transport format is not part of the key.
+- Answers are cached under sha256 of (model, prompt version, messages, parameters) as soon as they
+  arrive, in memory (`LlmCache`; the flow stores them in DuckDB's `llm_cache`); the transport format is
+  not part of the key.
 - Every attempt runs in a daemon thread and is abandoned at the request's wall-clock deadline or
   on a stop request (tasks/stop.py), whatever the server does (hang, drip, close mid-body): the
   client's own timeout is per read only. Bodies are read up to `llm_max_answer_bytes`; a bigger
@@ -42,7 +43,7 @@ from typing import Any
 import httpx2  # the openai client's transport
 import openai
 
-from tasks import db, stop
+from tasks import stop
 from tasks.errors import RecsError
 from tasks.settings import Settings
 
@@ -521,24 +522,42 @@ def reset_shared_state() -> None:
 
 
 class LlmCache:
-    """`llm_cache` on one DuckDB connection, serialised by a lock (calls come from a thread pool)."""
+    """The answers a batch may hit (llm_cache rows read by the flow), and the new ones it received, in memory:
+    a rank task never opens the DuckDB file; the flow stores `new_entries()` with the batch. Thread-safe."""
 
-    def __init__(self, con, lock: threading.Lock) -> None:
-        self.con, self.lock = con, lock
+    def __init__(self, known: dict[str, tuple] | None = None) -> None:
+        self._entries = dict(known or {})
+        self._new: dict[str, dict[str, Any]] = {}
+        self.lock = threading.Lock()
 
     def get(self, key: str) -> tuple | None:
+        """(response_format, content, refusal, finish_reason, prompt_tokens, completion_tokens), or None."""
         with self.lock:
-            rows = db.run(self.con, "llm/cache_get", {"request_key": key})
-        return rows[0] if rows else None
+            return self._entries.get(key)
 
     def has(self, keys: list[str]) -> set[str]:
         """The keys among `keys` that are answered already."""
         with self.lock:
-            return {row[0] for row in db.run(self.con, "llm/cache_has", {"request_keys": keys})}
+            return {key for key in keys if key in self._entries}
 
     def put(self, key: str, **values: Any) -> None:
         with self.lock:
-            db.run(self.con, "llm/cache_put", {"request_key": key, **values})
+            self._new[key] = {"request_key": key, **values}
+            self._entries[key] = tuple(values[name] for name in CACHED_FIELDS)
+
+    def new_entries(self) -> list[dict[str, Any]]:
+        """Answers received since this cache was made: rows of llm_cache (without created_at)."""
+        with self.lock:
+            return list(self._new.values())
+
+
+CACHED_FIELDS = ("response_format", "content", "refusal", "finish_reason", "prompt_tokens", "completion_tokens")
+
+
+def cache_key(settings: Settings, messages: list[dict], schema: dict[str, Any], max_tokens: int) -> str:
+    """The cache key of a chat request under these settings (model, prompt version, temperature)."""
+    params = {"temperature": settings.llm_temperature, "max_tokens": max_tokens, "schema": schema}
+    return request_key(settings.llm_model, settings.llm_prompt_version, messages, params)
 
 
 def request_key(model: str, prompt_version: str, messages: list[dict], params: dict[str, Any]) -> str:
@@ -599,9 +618,7 @@ class LlmClient:
 
     def key(self, messages: list[dict], schema: dict[str, Any], max_tokens: int) -> str:
         """The cache key of this request."""
-        s = self.settings
-        params = {"temperature": s.llm_temperature, "max_tokens": max_tokens, "schema": schema}
-        return request_key(s.llm_model, s.llm_prompt_version, messages, params)
+        return cache_key(self.settings, messages, schema, max_tokens)
 
     # -------------------------------------------------------------- one bounded attempt
 

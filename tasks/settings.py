@@ -44,8 +44,24 @@ class Settings(BaseSettings):
     like_threshold: float = Field(3.0, description="A rating above this counts as a like.")
     ranker: RankerName = Field("als", description="Ranking backend: als (offline) or llm.")
     users_per_batch: int = Field(250, ge=1, description="Users per ranking task (fan-out granularity).")
-    task_runner: Literal["threads", "dask"] = Field("threads", description="Runs the rank tasks: threads or Dask.")
-    dask_address: str | None = Field(None, description="Scheduler of an existing Dask cluster; empty: a local one.")
+    task_runner: Literal["threads", "dask"] = Field(
+        "threads", description="Runs the rank tasks: threads of the flow process, or Dask worker processes."
+    )
+    dask_address: str | None = Field(
+        None, description="Scheduler of an existing Dask cluster (workers need this package installed); empty: a local one."
+    )
+    dask_workers: int | None = Field(
+        None, ge=1, description="Worker processes of the local Dask cluster; empty: Dask's choice (about one per core)."
+    )
+    dask_threads_per_worker: int | None = Field(
+        None, ge=1, description="Threads (rank tasks at once) per local Dask worker; empty: Dask's choice."
+    )
+    candidate_users_per_batch: int = Field(
+        10_000, ge=1, description="Users per candidates task (ALS scores and evidence; fan-out granularity)."
+    )
+    rank_batches_in_flight: int = Field(
+        16, ge=1, description="Rank batches handed to the task runner at once (bounds the flow's memory; give a cluster at least its threads)."
+    )
     evidence_items: int = Field(3, ge=1, le=10, description="History items cited per explanation at most.")
     evidence_min_share: float = Field(
         0.5, gt=0, le=1, description="A history item is cited only if it contributes at least this share of the strongest one."

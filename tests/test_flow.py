@@ -122,18 +122,3 @@ def test_a_rerun_ranks_again_what_this_run_would_publish_differently(tmp_path, s
         nightly(RunParameters(home=tmp_path, run_date=RUN_DATE, ranker="llm"))
     back = read_partition(tmp_path, RUN_DATE)
     assert (back["ranker"] == "llm").all() and back.height == 10 * users
-
-
-def test_dask_task_runner_gives_the_same_recommendations(tmp_path, small_data):
-    from flows.nightly import nightly_for
-
-    threads = tmp_path / "threads"
-    nightly(RunParameters(home=threads, run_date=RUN_DATE))
-    dask_settings = RunParameters(home=tmp_path / "dask", run_date=RUN_DATE).settings().model_copy(update={"task_runner": "dask"})
-    state = nightly_for(dask_settings)(RunParameters(home=tmp_path / "dask", run_date=RUN_DATE), return_state=True)
-
-    assert state.is_completed(), state.message
-    same_columns = pl.exclude("model_version")  # the version names the load time of each home's data
-    assert read_partition(tmp_path / "dask", RUN_DATE).select(same_columns).equals(
-        read_partition(threads, RUN_DATE).select(same_columns)
-    )

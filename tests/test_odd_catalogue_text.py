@@ -14,7 +14,9 @@ from odd_data import write_catalog, write_ratings
 from tasks.candidates import candidates
 from tasks.ingest import ingest
 from tasks.llm_client import reset_shared_state
-from tasks.rank import rank_batch
+from rankers.llm import LlmRanker
+from tasks.db import connect
+from tasks.rank import rank_users
 from tasks.settings import Settings
 from tasks.train import train
 
@@ -51,11 +53,12 @@ def test_catalogue_genres_and_titles_reach_the_model_only_inside_the_escaped_fen
         settings = Settings(
             RECS_LLM_BASE_URL=server.base_url, RECS_LLM_API_KEY="sk-test", home=hostile_home.home, run_date=RUN_DATE,
             ranker="llm", llm_shared_limit="local", llm_timeout=2.0, llm_deadline_seconds=10.0, llm_rpm=10_000)
-        counts = rank_batch.fn(settings, list(range(1, 41)))
+        with connect(settings) as con:
+            ranked = rank_users(con, settings, LlmRanker(settings), list(range(1, 41)))
         bodies = [r.body for r in server.chat_requests()]
     reset_shared_state()
 
-    assert counts.get("llm", 0) > 0 and len(bodies) >= 40
+    assert (ranked["ranker"] == "llm").any() and len(bodies) >= 40
     genres, titles = set(), set()
     for body in bodies:
         for message in body["messages"]:

@@ -28,7 +28,7 @@ def recs_run(home, **popen) -> subprocess.Popen:
 def test_killed_while_ranking_resumes_with_the_same_model_and_no_duplicates(tmp_path):
     victim = recs_run(tmp_path)
     for line in victim.stdout:
-        if "Task run 'rank-batch" in line and "Completed" in line:  # the first of three batches is stored
+        if "rank: batch 1 of 3 stored" in line:  # the first of three batches is stored
             victim.send_signal(signal.SIGKILL)
             break
     victim.wait(timeout=60)
