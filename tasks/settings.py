@@ -125,7 +125,7 @@ class Settings(BaseSettings):
     llm_shared_limit: Literal["auto", "lease", "rate_limit", "local"] = Field(
         "auto", description="Requests/min limit shared by all workers through the Prefect server: lease (blocks of slots of a"
         " global concurrency limit; the default when PREFECT_API_URL is set) or rate_limit (Prefect's rate limit, one slot per"
-        " request: under 0.6 of the budget); local: in-process (auto without a server).",
+        " request: 0.6–0.7 of the budget measured); local: in-process (auto without a server).",
     )
     llm_limit_name: str = Field(
         "recs-llm-rpm", description="Name of the Prefect global limit (created if missing, kept at llm_rpm); every worker using it shares llm_rpm and the mode."
