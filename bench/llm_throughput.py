@@ -47,7 +47,7 @@ from llm_server import OpenAICompatibleServer, correct, slow  # noqa: E402
 from rankers.llm import LlmRanker  # noqa: E402
 from rankers.recipe import prompt_sizes  # noqa: E402
 from tasks import db  # noqa: E402
-from tasks.candidates import candidates as candidates_task  # noqa: E402
+from tasks.candidates import build_candidates, store_candidates  # noqa: E402
 from tasks.ingest import ingest  # noqa: E402
 from tasks.llm_client import ensure_global_limit, prefect_api_url  # noqa: E402
 from tasks.rank import user_batches  # noqa: E402
@@ -98,7 +98,7 @@ def default_dataset_tokens() -> None:
     """Median estimated prompt tokens per user on the generated default dataset vs the original recipe."""
     settings = Settings(home=Path(tempfile.mkdtemp(prefix="llm-bench-default-")), run_date=RUN_DATE, ranker="llm")
     ingest.fn(settings)
-    candidates_task.fn(settings, train.fn(settings).serving_version)
+    with_candidates(settings)
     with db.connect(settings) as con:
         ids = user_batches(con, settings, 100_000)[0]
         sizes = prompt_sizes(con, db.frame(con, "rank/batch_candidates", {"run_date": RUN_DATE, "user_ids": ids}), settings)
@@ -106,6 +106,13 @@ def default_dataset_tokens() -> None:
     print(f"default dataset ({sizes.height} users, {settings.llm_prompt_version}): median prompt tokens per user "
           f"{sizes['prompt_tokens_est'].median():.0f} vs original recipe {sizes['recipe_tokens_est'].median():.0f}; "
           f"median per-user ratio {ratio:.3f} (goal <= 0.333)")
+
+
+def with_candidates(settings: Settings) -> None:
+    """Train and store every user's candidates in this process (no flow, so no task runner)."""
+    version = train.fn(settings).serving_version
+    with db.connect(settings) as con:
+        store_candidates(con, build_candidates(con, settings, version), settings, version)
 
 
 def lease_settings(args: argparse.Namespace) -> dict[str, float]:
@@ -121,7 +128,7 @@ def prepared_home(args: argparse.Namespace) -> tuple[Path, dict[str, int]]:
     base = Settings(home=home, run_date=RUN_DATE, **sizes)
     started = time.perf_counter()
     ingest.fn(base)
-    candidates_task.fn(base, train.fn(base).serving_version)
+    with_candidates(base)
     print(f"data: {sizes} ready in {time.perf_counter() - started:.1f} s")
     return home, sizes
 

@@ -280,16 +280,20 @@ class LeasedLimiter:
     """Requests per window from blocks of slots leased from a Prefect global concurrency limit of
     llm_rpm slots (shared by every worker of the server); tokens per window and 429 pauses in-process.
 
-    A request takes a slot of this process's open lease; with none, one API call leases a block
-    (on refusal: short jittered polls of our own, never Prefect's growing Retry-After). A lease is
-    closed once its slots are used or `llm_lease_seconds` after it was granted (the rest is unused),
-    and given back only when the window of each request it paid for has passed: a request's window
-    starts at its answer or at send + arrival margin, whichever is sooner (SlidingWindowLimiter), so
-    every request the provider still counts holds a leased slot and the provider never sees more
-    than llm_rpm in a window. The block size adapts to this process's rate: it doubles when a block
-    was used up in time, shrinks to what was used when it was not; after a refusal, a read of the
-    limit (not a write) tells when to ask again, and for how many.
-    A crashed process's leases expire on the server (`lease_duration`, at least 60 s).
+    A request takes a slot of this process's open lease. A lease is closed once its slots are used
+    or `llm_lease_seconds` after it was granted (the rest stays unused), and given back only when
+    the window of each request it paid for has passed: a request's window starts at its answer or
+    at send + arrival margin, whichever is sooner (SlidingWindowLimiter), so every request the
+    provider still counts holds a leased slot and no provider window sees more than llm_rpm.
+
+    One keeper thread per process makes every API call: it leases a block when a request waits for
+    one (after a refusal it reads the limit, a read rather than a write on the server's database,
+    every ~llm_lease_poll_seconds and asks for half of the free slots at most, so waiting workers
+    all get their turn) and gives leases back when due. It calls with Prefect's client retries off
+    (they back off for seconds after a 503 of a busy server): a failed call is simply made again at
+    the next poll. The block size follows this process's rate: doubled when a block was used up in
+    time, cut to what was used when it was not. A crashed process's leases expire on the server
+    (`lease_duration`, at least 60 s).
     """
 
     def __init__(self, settings: Settings) -> None:
@@ -308,9 +312,11 @@ class LeasedLimiter:
         self._cond = threading.Condition()
         self._open: Lease | None = None
         self._closed: list[Lease] = []
-        self._leasing = False
+        self._wanted = False  # a request waits for a lease
         self._refused = False  # the last lease asked for was refused: read the limit before asking again
-        threading.Thread(target=self._give_back_forever, name="llm-lease-keeper", daemon=True).start()
+        self._next_ask = 0.0
+        self._last_failure = ""
+        threading.Thread(target=self._keep, name="llm-lease-keeper", daemon=True).start()
 
     def acquire(self, tokens: int, deadline: float) -> LeasedSlot:
         slot = self.local.acquire(tokens, deadline)
@@ -329,66 +335,21 @@ class LeasedLimiter:
         self.local.pause(seconds)
 
     def _take(self, slot: list[float], deadline: float) -> Lease:
-        """A slot of the open lease for `slot`'s request; one waiting thread at a time leases a block
-        when there is none (polling while the limit is full), the others wait for it."""
-        while True:
-            with self._cond:
-                while True:
-                    stop.check()
-                    self._close_if_done(time.monotonic())
-                    if self._open is not None:
-                        slot[2] = time.monotonic()  # sent now: its window counts from here, not from the local slot
-                        self._open.slots.append(slot)
-                        return self._open
-                    if not self._leasing:
-                        self._leasing = True
-                        break
-                    if time.monotonic() >= deadline:
-                        raise DeadlineExceeded("lease wait passed the deadline")
-                    self._cond.wait(POLL_SECONDS)
-            try:
-                self._poll_for_lease(deadline)
-            finally:
-                with self._cond:
-                    self._leasing = False
+        """A slot of the open lease for `slot`'s request, waiting for the keeper to lease one."""
+        with self._cond:
+            while True:
+                stop.check()
+                self._close_if_done(time.monotonic())
+                if self._open is not None:
+                    slot[2] = time.monotonic()  # sent now: its window counts from here, not from the local slot
+                    self._open.slots.append(slot)
+                    return self._open
+                if not self._wanted:
+                    self._wanted = True
                     self._cond.notify_all()
-
-    def _poll_for_lease(self, deadline: float) -> None:
-        """Lease a block, asking again every ~llm_lease_poll_seconds while the limit is full."""
-        while True:
-            granted = self._lease_block()
-            if granted is not None:
-                with self._cond:
-                    self._open = granted
-                return
-            if time.monotonic() + self.poll_seconds > deadline:
-                raise DeadlineExceeded("lease wait would pass the deadline")
-            stop.sleep(self.poll_seconds * (0.5 + random.random()))
-
-    def _lease_block(self) -> Lease | None:
-        """One API call for `block` slots (fewer if fewer are free); None when the limit is full.
-
-        After a refusal, the limit is read first (a read, not a write on the server's database) and
-        asked again only when it has free slots, for half of them at most."""
-        import httpx
-
-        size = self.block
-        if self._refused:
-            limit = self._client.read_global_concurrency_limit_by_name(self.name)
-            free = limit.limit - limit.active_slots
-            if free < 1:
-                return None
-            size = min(size, max(1, free // 2))  # half of what is free: other waiting workers get their turn
-        try:
-            response = self._client.increment_concurrency_slots_with_lease(
-                names=[self.name], slots=size, mode="concurrency", lease_duration=self.lease_duration)
-        except httpx.HTTPStatusError as error:
-            if error.response.status_code != 423:
-                raise
-            self._refused = True
-            return None
-        self._refused = False
-        return Lease(response.json()["lease_id"], size, time.monotonic())
+                if time.monotonic() >= deadline:
+                    raise DeadlineExceeded("lease wait passed the deadline")
+                self._cond.wait(min(POLL_SECONDS, max(0.001, deadline - time.monotonic())))
 
     def _close_if_done(self, now: float) -> None:
         """Close the open lease when used up or too old (holds the lock); adapt the block size."""
@@ -398,31 +359,82 @@ class LeasedLimiter:
         self._open = None
         self.block = min(self.max_block, 2 * lease.size) if len(lease.slots) == lease.size else max(1, len(lease.slots))
         self._closed.append(lease)
-        self._cond.notify_all()
 
     def _due(self, lease: Lease) -> float:
         """When the provider has forgotten every request `lease` paid for (an in-flight one counts from send + margin)."""
         starts = [min(s[0], s[2] + self.local.arrival_margin) for s in lease.slots]
         return max(starts, default=lease.taken - self.local.horizon) + self.local.horizon
 
-    def _give_back_forever(self) -> None:
-        """The keeper thread: closes an idle open lease in time and gives back leases when due."""
-        while True:
-            with self._cond:
-                now = time.monotonic()
-                self._close_if_done(now)
-                due = [lease for lease in self._closed if self._due(lease) <= now]
-                self._closed = [lease for lease in self._closed if lease not in due]
-                wake = min([self._due(lease) for lease in self._closed]
-                           + ([self._open.taken + self.use_seconds] if self._open else []), default=now + 1.0)
-                if not due:
-                    self._cond.wait(max(0.001, min(wake - now, POLL_SECONDS)))
-                    continue
-            for lease in due:
+    def _keep(self) -> None:
+        """The keeper thread: every API call of this limiter, with Prefect's client retries off."""
+        from prefect.settings import PREFECT_CLIENT_MAX_RETRIES, temporary_settings
+
+        with temporary_settings(updates={PREFECT_CLIENT_MAX_RETRIES: 0}):
+            while True:
                 try:
-                    self._client.release_concurrency_slots_with_lease(lease.id)
-                except Exception as error:  # the lease expires on the server by itself
-                    logging.getLogger(__name__).warning("could not give back LLM lease %s: %s", lease.id, error)
+                    self._keep_once()
+                except Exception:  # the keeper must outlive any surprise: requests wait on it
+                    logging.getLogger(__name__).exception("LLM lease keeper")
+                    time.sleep(self.poll_seconds)
+
+    def _keep_once(self) -> None:
+        """Give back the leases that are due, then lease a block if a request waits and it is time to ask."""
+        with self._cond:
+            now = time.monotonic()
+            self._close_if_done(now)
+            due = [lease for lease in self._closed if self._due(lease) <= now]
+            ask = self._wanted and self._open is None and now >= self._next_ask
+            if not due and not ask:
+                wakes = [self._due(lease) for lease in self._closed] + [now + POLL_SECONDS]
+                if self._open is not None:
+                    wakes.append(self._open.taken + self.use_seconds)
+                if self._wanted and self._open is None:
+                    wakes.append(self._next_ask)
+                self._cond.wait(max(0.001, min(wakes) - now))
+                return
+        for lease in due:
+            if self._call(self._client.release_concurrency_slots_with_lease, lease.id) is None:
+                time.sleep(self.poll_seconds)  # the server failed: try again after a pause (even while stopping)
+                break
+            with self._cond:
+                self._closed.remove(lease)
+        if ask:
+            granted = self._lease_block()
+            with self._cond:
+                if granted is not None:
+                    self._open, self._wanted = granted, False
+                    self._cond.notify_all()
+                else:
+                    self._next_ask = time.monotonic() + self.poll_seconds * (0.5 + random.random())
+
+    def _lease_block(self) -> Lease | None:
+        """One API call for `block` slots (half the free ones at most after a refusal); None when refused."""
+        size = self.block
+        if self._refused:
+            limit = self._call(self._client.read_global_concurrency_limit_by_name, self.name)
+            free = limit.limit - limit.active_slots if limit is not None else 0
+            if free < 1:
+                return None
+            size = min(size, max(1, free // 2))
+        response = self._call(self._client.increment_concurrency_slots_with_lease,
+                              names=[self.name], slots=size, mode="concurrency", lease_duration=self.lease_duration)
+        self._refused = response is None
+        return Lease(response.json()["lease_id"], size, time.monotonic()) if response is not None else None
+
+    def _call(self, method, *args, **kwargs) -> Any:
+        """method(...), or None when the server refused (423) or failed (logged once per distinct failure)."""
+        import httpx
+
+        try:
+            return method(*args, **kwargs)
+        except httpx.HTTPError as error:
+            if isinstance(error, httpx.HTTPStatusError) and error.response.status_code == 423:
+                return None
+            failure = f"LLM lease call to the Prefect server failed: {error}"
+        if failure != self._last_failure:
+            logging.getLogger(__name__).warning(failure)
+        self._last_failure = failure
+        return None
 
 
 _registry_lock = threading.Lock()

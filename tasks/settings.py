@@ -125,7 +125,7 @@ class Settings(BaseSettings):
     llm_shared_limit: Literal["auto", "lease", "rate_limit", "local"] = Field(
         "auto", description="Requests/min limit shared by all workers through the Prefect server: lease (blocks of slots of a"
         " global concurrency limit; the default when PREFECT_API_URL is set) or rate_limit (Prefect's rate limit, one slot per"
-        " request: under 0.6 of the budget); local: in-process (auto without a server).",
+        " request: 0.6–0.7 of the budget measured); local: in-process (auto without a server).",
     )
     llm_limit_name: str = Field(
         "recs-llm-rpm", description="Name of the Prefect global limit (created if missing, kept at llm_rpm); every worker using it shares llm_rpm and the mode."
@@ -135,7 +135,7 @@ class Settings(BaseSettings):
         " is held until its requests' windows pass, so this costs up to its share of llm_rate_window_seconds).",
     )
     llm_lease_poll_seconds: float = Field(
-        0.05, gt=0, description="lease: a refused lease is asked again after about this long (jittered), while the limit is full."
+        0.25, gt=0, description="lease: while the limit is full, it is read again after about this long (jittered) before asking for free slots."
     )
 
     # input contract (issue 12 §1-§4, §6): what ingest accepts, converts, quarantines or refuses
