@@ -44,6 +44,7 @@ GENERATED = {  # size flag: (users, items, ratings)
     "1m": (6_000, 4_000, 1_000_000),
     "5m": (30_000, 10_000, 5_000_000),
     "20m": (120_000, 20_000, 20_000_000),
+    "32m": (200_000, 87_000, 32_000_000),  # ML-32M shaped
 }
 SKIPPED_BY_DEFAULT = {"20m": "not run by default: ~40 min on 2 cores, of which the baseline's per-candidate explain() is"
                              " ~21 min; run it with --sizes ml-100k,1m,20m"}
