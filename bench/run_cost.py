@@ -32,6 +32,7 @@ class RunCost:
     stages: list[tuple[str, float, int]]  # (stage, seconds, peak MiB) in the order the flow ran them
     load_before: tuple[float, float, float]
     load_after: tuple[float, float, float]
+    failure: str | None  # the run's closing line when it failed
 
 
 def stage_costs(output: str) -> list[tuple[str, float, int]]:
@@ -49,9 +50,8 @@ def measure(args: list[str]) -> RunCost:
         seconds = time.perf_counter() - started
         output.seek(0)
         text = output.read()
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise RuntimeError(f"recs run {' '.join(args)} failed:\n{text[-3000:]}")
-    return RunCost(seconds, usage.ru_maxrss / 1024, stage_costs(text), load_before, os.getloadavg())
+    failure = text.strip().splitlines()[-1] if os.waitstatus_to_exitcode(status) != 0 else None
+    return RunCost(seconds, usage.ru_maxrss / 1024, stage_costs(text), load_before, os.getloadavg(), failure)
 
 
 def load(values: tuple[float, float, float]) -> str:
@@ -65,6 +65,8 @@ def print_cost(name: str, cost: RunCost) -> None:
     for stage, seconds, mib in cost.stages:
         print(f"{stage:<16}{seconds:>9.2f}{mib:>10,}")
     print(f"{'stages total':<16}{sum(s for _, s, _ in cost.stages):>9.2f}{max((m for *_, m in cost.stages), default=0):>10,}")
+    if cost.failure:
+        print(f"FAILED: {cost.failure}")
 
 
 def main() -> None:
