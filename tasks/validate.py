@@ -213,10 +213,11 @@ def validate_batch(con: duckdb.DuckDBPyConnection, batch: GxBatch, params: Mappi
         return []
     if batch.chunk_by is None:
         return validate_frame(batch, db.frame(con, batch.sql, bind(batch.sql, params)), params)
-    chunks = -(-len(con.sql(db.sql(batch.sql), params=bind(batch.sql, {**params, "chunks": 1, "chunk": 0}))) // chunk_rows)
+    rows = len(con.sql(db.sql(batch.sql), params=bind(batch.sql, {**params, "chunks": 1, "chunk": 0})))
+    chunks = max(1, -(-rows // chunk_rows))
     per_chunk = [
         validate_frame(batch, db.frame(con, batch.sql, bind(batch.sql, {**params, "chunks": chunks, "chunk": chunk})), params)
-        for chunk in range(max(chunks, 1))
+        for chunk in range(chunks)
     ]
     return [_merged(parts) for parts in zip(*per_chunk, strict=True)]
 
