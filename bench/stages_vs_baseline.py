@@ -293,6 +293,7 @@ def prepare(name: str, data_dir: Path) -> dict | None:
 
 
 def compare(name: str, source: dict, stages: tuple[str, ...] = STAGES) -> None:
+    load_before = os.getloadavg()
     floors = {side: child(side, "imports", Path(tempfile.mkdtemp()), source) for side in ("project", "baseline")}
     results: dict[str, dict[str, dict]] = {"project": {}, "baseline": {}}
     with tempfile.TemporaryDirectory(prefix="recs-bench-project-") as p, tempfile.TemporaryDirectory(prefix="recs-bench-base-") as b:
@@ -300,7 +301,8 @@ def compare(name: str, source: dict, stages: tuple[str, ...] = STAGES) -> None:
         for stage in stages:
             for side in ("project", "baseline"):
                 results[side][stage] = child(side, stage, homes[side], source)
-    print(f"\n== {name}  (a child that only imports: project {floors['project']['peak_mib']:.0f} MiB in {floors['project']['wall']:.1f} s, "
+    load = " / ".join(f"{v:.1f}" for v in load_before) + " before, " + " / ".join(f"{v:.1f}" for v in os.getloadavg()) + " after"
+    print(f"\n== {name}  (load average 1/5/15 min: {load}; a child that only imports: project {floors['project']['peak_mib']:.0f} MiB in {floors['project']['wall']:.1f} s, "
           f"baseline {floors['baseline']['peak_mib']:.0f} MiB in {floors['baseline']['wall']:.1f} s)")
     print(f"{'stage':<14}{'project s':>10}{'base s':>9}{'ratio':>7}{'proj MiB':>10}{'base MiB':>10}{'ratio':>7}   project / baseline output")
     totals = {"project": 0.0, "baseline": 0.0}
