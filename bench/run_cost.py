@@ -1,32 +1,72 @@
-"""Wall time and peak memory of `recs run` (one fresh home each) on the built-in dataset and MovieLens 100k.
+"""Wall time and peak memory of `recs run` (one fresh home each), whole and per stage.
 
-    .venv/bin/python bench/run_cost.py
+    .venv/bin/python bench/run_cost.py                                              # built-in dataset and MovieLens 100k
     .venv/bin/python bench/run_cost.py --data interactions.csv --catalog catalog.csv   # one source of your own (e.g. 20M)
+
+Each stage's seconds and peak resident MiB are the figures the flow logs ("ingest: 12.34 s, peak 1,024 MiB — …",
+tasks/memory.py: the flow process's high-water mark, reset before each stage). The whole run's peak is that of
+the `recs run` process (wait4), the Prefect server it starts aside. The machine is shared: the load average
+(1 / 5 / 15 min) is printed before and after each run.
 """
 
 from __future__ import annotations
 
 import argparse
-import resource
+import os
+import re
 import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 ML100K = Path(__file__).resolve().parents[2] / "shared" / "data" / "ml-100k"
+STAGE_LINE = re.compile(r" - (?P<stage>[a-z ]+): (?P<seconds>[\d.]+) s, peak (?P<mib>[\d,]+) MiB — ")
 
 
-def measure(args: list[str]) -> tuple[float, float]:
-    """(seconds, peak RSS in MiB) of one `recs run` in a child process."""
-    with tempfile.TemporaryDirectory() as home:
+@dataclass(frozen=True)
+class RunCost:
+    seconds: float
+    peak_mib: float
+    stages: list[tuple[str, float, int]]  # (stage, seconds, peak MiB) in the order the flow ran them
+    load_before: tuple[float, float, float]
+    load_after: tuple[float, float, float]
+    failure: str | None  # the run's closing line when it failed
+
+
+def stage_costs(output: str) -> list[tuple[str, float, int]]:
+    """(stage, seconds, peak MiB) of every stage line the flow logged."""
+    return [(m["stage"], float(m["seconds"]), int(m["mib"].replace(",", ""))) for m in STAGE_LINE.finditer(output)]
+
+
+def measure(args: list[str]) -> RunCost:
+    """One `recs run` in a child process with a fresh home."""
+    with tempfile.TemporaryDirectory() as home, tempfile.TemporaryFile("w+") as output:
+        load_before = os.getloadavg()
         started = time.perf_counter()
-        subprocess.run(
-            [sys.executable, "-m", "flows.cli", "run", "--home", home, *args],
-            check=True, capture_output=True,
-        )  # fmt: skip
+        child = subprocess.Popen([sys.executable, "-m", "flows.cli", "run", "--home", home, *args], stdout=output, stderr=subprocess.STDOUT)
+        _, status, usage = os.wait4(child.pid, 0)
         seconds = time.perf_counter() - started
-    return seconds, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+        output.seek(0)
+        text = output.read()
+    failure = text.strip().splitlines()[-1] if os.waitstatus_to_exitcode(status) != 0 else None
+    return RunCost(seconds, usage.ru_maxrss / 1024, stage_costs(text), load_before, os.getloadavg(), failure)
+
+
+def load(values: tuple[float, float, float]) -> str:
+    return " / ".join(f"{v:.1f}" for v in values)
+
+
+def print_cost(name: str, cost: RunCost) -> None:
+    print(f"\n== {name}: {cost.seconds:.1f} s wall, peak {cost.peak_mib:,.0f} MiB "
+          f"(load average 1/5/15 min: {load(cost.load_before)} before, {load(cost.load_after)} after; {os.cpu_count()} CPUs)")  # fmt: skip
+    print(f"{'stage':<16}{'seconds':>9}{'peak MiB':>10}")
+    for stage, seconds, mib in cost.stages:
+        print(f"{stage:<16}{seconds:>9.2f}{mib:>10,}")
+    print(f"{'stages total':<16}{sum(s for _, s, _ in cost.stages):>9.2f}{max((m for *_, m in cost.stages), default=0):>10,}")
+    if cost.failure:
+        print(f"FAILED: {cost.failure}")
 
 
 def main() -> None:
@@ -36,16 +76,14 @@ def main() -> None:
     args = parser.parse_args()
     cases = {"built-in 100k ratings": []}
     if args.data:
-        cases = {args.data.name: ["--data", str(args.data), *(["--catalog", str(args.catalog)] if args.catalog else [])]}
+        cases = {str(args.data): ["--data", str(args.data), *(["--catalog", str(args.catalog)] if args.catalog else [])]}
     elif (ML100K / "u.data").exists():
         cases["MovieLens 100k"] = ["--data", str(ML100K)]
     else:
         print(f"MovieLens 100k not found at {ML100K}: skipped")
-    print(f"{'dataset':<24}{'wall s':>8}{'peak MiB':>10}")
     for name, run_args in cases.items():
-        seconds, peak = measure(run_args)
-        print(f"{name:<24}{seconds:>8.1f}{peak:>10.0f}")
-    print("(peak is the largest child so far; wall time includes ~10 s of Prefect ephemeral-server start-up)")
+        print_cost(name, measure(run_args))
+    print("\n(wall time includes process start, imports and ~10 s of Prefect ephemeral-server start-up; the stages do not)")
 
 
 if __name__ == "__main__":

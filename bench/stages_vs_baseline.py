@@ -3,10 +3,14 @@
     .venv/bin/python bench/stages_vs_baseline.py                      # ML-100k (if present) and generated 1M
     .venv/bin/python bench/stages_vs_baseline.py --sizes ml-100k,1m,20m   # + 20M ratings: ~40 min
     .venv/bin/python bench/stages_vs_baseline.py --sizes 5m,20m --stages ingest   # ingest only: a few minutes
+    .venv/bin/python bench/stages_vs_baseline.py --sizes 20m,32m --stages ingest,check_inputs,train   # the leading stages
 
 Stages (same order, same data, same ALS settings: tasks/settings.py defaults):
   ingest      project: tasks.ingest.ingest_source (line-level parsing, typing and quarantine in SQL,
               catalogue, file fingerprint)   | baseline: DuckDB read_csv of ratings and titles
+  check_inputs project: tasks.validate.check_inputs (the great-expectations suite expectations/interactions.json
+              in chunks of users, its SQL checks, results stored) | baseline: the same facts in DuckDB SQL (null ids,
+              ratings out of range, duplicate events, unknown items, row count)
   train       project: tasks.train.train_model (90/10 holdout, ALS + popularity metrics, refit on all
               likes, versioned save, promotion record) | baseline: the same holdout NDCG@10 of ALS,
               refit, model.save
@@ -16,12 +20,15 @@ Stages (same order, same data, same ALS settings: tasks/settings.py defaults):
               users without likes, CREATE TABLE from Arrow
   rank (als)  project: rank_users with AlsRanker, in the flow's batches of users_per_batch
               | baseline: one SQL statement: top 10 per user, "Because you liked ..." from titles
+  check_outputs project: tasks.validate.check_outputs (expectations/recommendations.json) | baseline: the same
+              facts in DuckDB SQL (ranks 1..K, unique per user, K per user, every user ranked, unseen catalogue
+              items, explanations present and short, evidence among the user's likes)
   publish     project: publish_run (atomic Parquet partition, run record, views)
               | baseline: COPY ... TO parquet (zstd)
 
 Every stage of each side runs in its own child process (no Prefect: the project's plain functions),
 state passed through the side's DuckDB file and model files. Seconds are the stage's work inside the
-child (imports excluded); peak memory is that child's peak RSS (VmHWM, what the kernel counted,
+child (imports excluded, great-expectations' too); peak memory is that child's peak RSS (VmHWM, what the kernel counted,
 numpy and DuckDB included), next to the peak of a child that only imports the side's modules.
 Generated datasets (tasks.generate) are written once under --data-dir (not timed) and reused.
 """
@@ -39,14 +46,16 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 ML100K = ROOT.parent / "shared" / "data" / "ml-100k"
-STAGES = ("ingest", "train", "candidates", "rank", "publish")
+STAGES = ("ingest", "check_inputs", "train", "candidates", "rank", "check_outputs", "publish")
 GENERATED = {  # size flag: (users, items, ratings)
     "1m": (6_000, 4_000, 1_000_000),
     "5m": (30_000, 10_000, 5_000_000),
     "20m": (120_000, 20_000, 20_000_000),
+    "32m": (200_000, 87_000, 32_000_000),  # ML-32M shaped
 }
 SKIPPED_BY_DEFAULT = {"20m": "not run by default: ~40 min on 2 cores, of which the baseline's per-candidate explain() is"
-                             " ~21 min; run it with --sizes ml-100k,1m,20m"}
+                             " ~21 min; run it with --sizes ml-100k,1m,20m",
+                      "32m": "not run by default: generating it takes ~25 min once; the baseline's explain() would take over an hour"}
 RUN_DATE = "2026-11-23"
 K, N_CANDIDATES, EVIDENCE = 10, 30, 3
 
@@ -65,6 +74,10 @@ def project_stage(stage: str, home: Path, source: dict) -> dict:
     from tasks.rank import rank_users, user_batches
     from tasks.settings import Settings
     from tasks.train import train_model
+    from tasks.validate import check_inputs, check_outputs
+
+    if stage.startswith("check_"):
+        import great_expectations  # noqa: F401  (imported once per run; seconds of work only, as on the other side)
 
     settings = Settings(home=home, data=Path(source["data"]), catalog=source.get("catalog"), run_date=date.fromisoformat(RUN_DATE))
     with db.connect(settings) as con:
@@ -72,6 +85,8 @@ def project_stage(stage: str, home: Path, source: dict) -> dict:
         if stage == "ingest":
             report = ingest_source(con, resolve_source(settings))
             info = f"{report.rows_loaded} rows loaded, {report.rows_quarantined} quarantined"
+        elif stage == "check_inputs":
+            info = str(check_inputs(con, settings))
         elif stage == "train":
             info = str(train_model(con, settings))
         elif stage == "candidates":
@@ -83,6 +98,8 @@ def project_stage(stage: str, home: Path, source: dict) -> dict:
             batches = user_batches(con, settings)
             rows = sum(rank_users(con, settings, AlsRanker(), users).height for users in batches)
             info = f"{rows} ranked rows in {len(batches)} batches"
+        elif stage == "check_outputs":
+            info = str(check_outputs(con, settings))
         elif stage == "publish":
             published = publish_run(con, settings)
             info = f"{published.rows} rows for {published.users} users"
@@ -132,6 +149,13 @@ def baseline_stage(stage: str, home: Path, source: dict) -> dict:
             con.execute(f"CREATE OR REPLACE TABLE ratings AS SELECT * FROM read_csv('{source['data']}', header=true)")
             con.execute(f"CREATE OR REPLACE TABLE catalog AS SELECT item_id, title FROM read_csv('{source['catalog']}', header=true)")
         info = f"{con.sql('SELECT count(*) FROM ratings').fetchall()[0][0]} rows loaded"
+    elif stage == "check_inputs":
+        (found,) = con.sql("""
+            SELECT [count(*), count(*) FILTER (user_id IS NULL OR item_id IS NULL), count(*) FILTER (rating NOT BETWEEN 0.5 AND 5),
+                    (SELECT count(*) FROM (SELECT 1 FROM ratings GROUP BY user_id, item_id, timestamp HAVING count(*) > 1)),
+                    (SELECT count(*) FROM ratings ANTI JOIN catalog USING (item_id))]
+            FROM ratings""").fetchall()[0]
+        info = "{} rows, {} null ids, {} ratings out of range, {} duplicate events, {} unknown items".format(*found)
     elif stage == "train":
         users, items, likes, seen = matrices()
         train, test = (m.tocsr() for m in train_test_split(likes, train_percentage=0.9, random_state=42))
@@ -196,6 +220,21 @@ def baseline_stage(stage: str, home: Path, source: dict) -> dict:
                         ELSE 'Fits the overall pattern of your ratings.' END AS explanation
             FROM top LEFT JOIN cited USING (user_id, item_id)""")
         info = f"{con.sql('SELECT count(*) FROM ranked').fetchall()[0][0]} ranked rows"
+    elif stage == "check_outputs":
+        (found,) = con.sql(f"""
+            WITH per_user AS (SELECT user_id, count(*) AS n FROM ranked GROUP BY user_id),
+                 offered AS (SELECT user_id, count(*) AS n FROM candidates GROUP BY user_id),
+                 cited AS (SELECT user_id, unnest(evidence) AS item_id FROM ranked)
+            SELECT [count(*) FILTER (rank NOT BETWEEN 1 AND {K}),
+                    count(*) FILTER (trim(explanation) = '' OR length(explanation) > 500),
+                    (SELECT count(*) FROM (SELECT 1 FROM ranked GROUP BY user_id, rank HAVING count(*) > 1)),
+                    (SELECT count(*) FROM (SELECT 1 FROM ranked GROUP BY user_id, item_id HAVING count(*) > 1)),
+                    (SELECT count(*) FROM offered LEFT JOIN per_user p USING (user_id) WHERE coalesce(p.n, 0) <> least({K}, offered.n)),
+                    (SELECT count(*) FROM ranked SEMI JOIN ratings USING (user_id, item_id)),
+                    (SELECT count(*) FROM ranked ANTI JOIN catalog USING (item_id)),
+                    (SELECT count(*) FROM cited ANTI JOIN (SELECT user_id, item_id FROM ratings WHERE rating > 3) USING (user_id, item_id))]
+            FROM ranked""").fetchall()[0]
+        info = "{} ranks out of 1..K, {} bad explanations, {} + {} repeated ranks / items, {} users without K rows, {} seen, {} unknown, {} not liked".format(*found)
     elif stage == "publish":
         out = home / "recommendations.parquet"
         con.execute(f"""COPY (SELECT r.*, c.title FROM ranked r JOIN catalog c USING (item_id) ORDER BY user_id, rank)
@@ -254,6 +293,7 @@ def prepare(name: str, data_dir: Path) -> dict | None:
 
 
 def compare(name: str, source: dict, stages: tuple[str, ...] = STAGES) -> None:
+    load_before = os.getloadavg()
     floors = {side: child(side, "imports", Path(tempfile.mkdtemp()), source) for side in ("project", "baseline")}
     results: dict[str, dict[str, dict]] = {"project": {}, "baseline": {}}
     with tempfile.TemporaryDirectory(prefix="recs-bench-project-") as p, tempfile.TemporaryDirectory(prefix="recs-bench-base-") as b:
@@ -261,31 +301,32 @@ def compare(name: str, source: dict, stages: tuple[str, ...] = STAGES) -> None:
         for stage in stages:
             for side in ("project", "baseline"):
                 results[side][stage] = child(side, stage, homes[side], source)
-    print(f"\n== {name}  (a child that only imports: project {floors['project']['peak_mib']:.0f} MiB in {floors['project']['wall']:.1f} s, "
+    load = " / ".join(f"{v:.1f}" for v in load_before) + " before, " + " / ".join(f"{v:.1f}" for v in os.getloadavg()) + " after"
+    print(f"\n== {name}  (load average 1/5/15 min: {load}; a child that only imports: project {floors['project']['peak_mib']:.0f} MiB in {floors['project']['wall']:.1f} s, "
           f"baseline {floors['baseline']['peak_mib']:.0f} MiB in {floors['baseline']['wall']:.1f} s)")
-    print(f"{'stage':<12}{'project s':>10}{'base s':>9}{'ratio':>7}{'proj MiB':>10}{'base MiB':>10}{'ratio':>7}   project / baseline output")
+    print(f"{'stage':<14}{'project s':>10}{'base s':>9}{'ratio':>7}{'proj MiB':>10}{'base MiB':>10}{'ratio':>7}   project / baseline output")
     totals = {"project": 0.0, "baseline": 0.0}
     for stage in stages:
         pr, ba = results["project"][stage], results["baseline"][stage]
         totals["project"] += pr["seconds"]
         totals["baseline"] += ba["seconds"]
         print(
-            f"{stage:<12}{pr['seconds']:>10.2f}{ba['seconds']:>9.2f}{pr['seconds'] / max(ba['seconds'], 1e-3):>7.1f}"
+            f"{stage:<14}{pr['seconds']:>10.2f}{ba['seconds']:>9.2f}{pr['seconds'] / max(ba['seconds'], 1e-3):>7.1f}"
             f"{pr['peak_mib']:>10.0f}{ba['peak_mib']:>10.0f}{pr['peak_mib'] / ba['peak_mib']:>7.2f}   {pr['info']} / {ba['info']}"
         )
     peak = {side: max(r["peak_mib"] for r in results[side].values()) for side in results}
     print(
-        f"{'total':<12}{totals['project']:>10.2f}{totals['baseline']:>9.2f}{totals['project'] / totals['baseline']:>7.1f}"
+        f"{'total':<14}{totals['project']:>10.2f}{totals['baseline']:>9.2f}{totals['project'] / totals['baseline']:>7.1f}"
         f"{peak['project']:>10.0f}{peak['baseline']:>10.0f}{peak['project'] / peak['baseline']:>7.2f}   (memory: the largest stage)"
     )
     walls = {side: sum(r["wall"] for r in results[side].values()) for side in results}
-    print(f"{'':<12}wall time of the five children, process start and imports included: "
+    print(f"{'':<14}wall time of the stage children, process start and imports included: "
           f"project {walls['project']:.1f} s, baseline {walls['baseline']:.1f} s")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sizes", default="ml-100k,1m", help="comma-separated: ml-100k, 1m, 5m, 20m")
+    parser.add_argument("--sizes", default="ml-100k,1m", help="comma-separated: ml-100k, 1m, 5m, 20m, 32m")
     parser.add_argument("--stages", default=",".join(STAGES),
                         help="comma-separated leading stages to run (each needs the ones before it), e.g. ingest")
     parser.add_argument("--data-dir", type=Path, default=Path(tempfile.gettempdir()) / "recs-bench-data",

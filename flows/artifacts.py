@@ -38,7 +38,8 @@ def publish_run_artifacts(settings: Settings, summary: dict[str, Any]) -> None:
         llm_accounting = db.frame(con, "llm/summary", {"run_date": settings.run_date}).cast(pl.String)
         explanations = explanation_line(con, settings.run_date)
         canary = db.frame(con, "gate/canary_rows", {"run_date": settings.run_date})
-    stages = pl.DataFrame({"stage": list(summary["seconds"]), "seconds": list(summary["seconds"].values())})
+    seconds, peaks = summary["seconds"], summary["peak_mib"]
+    stages = pl.DataFrame({"stage": list(seconds), "seconds": list(seconds.values()), "peak MiB": [peaks[s] for s in seconds]})
     create_markdown_artifact(
         key=f"{key}-summary",
         description="What this run did",
@@ -51,7 +52,7 @@ def publish_run_artifacts(settings: Settings, summary: dict[str, Any]) -> None:
             + f"- ranked rows by ranker: {_counts(summary['ranked'])}\n"
             f"- published {summary['rows']} rows for {summary['users']} users to `{summary['published']}`\n"
             f"- explanations: {explanations}\n\n"
-            f"## Stage timings\n\n{markdown_table(stages)}\n"
+            f"## Stage timings and peak memory\n\n{markdown_table(stages)}\n"
         ),
     )
     create_markdown_artifact(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from prefect import Flow, flow, get_run_logger
@@ -11,7 +12,7 @@ from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
 from flows.artifacts import publish_report_artifact, publish_run_artifacts
 from flows.parameters import RunParameters
-from tasks import stop
+from tasks import memory, stop
 from tasks.candidates import candidates
 from tasks.errors import StageFailed, describe
 from tasks.gate import gate, gated_settings
@@ -28,15 +29,27 @@ from tasks.validate import validate_inputs, validate_outputs
 T = TypeVar("T")
 
 
-def timed(stage: str, timings: dict[str, float], call: Callable[[], T]) -> T:
-    """Run one stage, log how long it took and keep the figure for the summary."""
+@dataclass
+class StageCosts:
+    """Seconds and peak resident MiB of each stage (the flow process: its task threads included)."""
+
+    seconds: dict[str, float] = field(default_factory=dict)
+    peak_mib: dict[str, int | None] = field(default_factory=dict)
+
+
+def timed(stage: str, timings: StageCosts, call: Callable[[], T]) -> T:
+    """Run one stage, log how long it took and its peak memory, and keep both for the summary."""
+    measured = memory.reset_peak()
     started = time.perf_counter()
     try:
         result = call()
     except Exception as error:
         raise StageFailed(stage, error) from error
-    timings[stage] = round(time.perf_counter() - started, 2)
-    get_run_logger().info("%s: %.2f s — %s", stage, timings[stage], result)
+    timings.seconds[stage] = round(time.perf_counter() - started, 2)
+    peak = memory.peak_mib() if measured else None
+    timings.peak_mib[stage] = None if peak is None else round(peak)
+    memory_note = "peak memory unknown" if peak is None else f"peak {peak:,.0f} MiB"
+    get_run_logger().info("%s: %.2f s, %s — %s", stage, timings.seconds[stage], memory_note, result)
     return result
 
 
@@ -44,7 +57,7 @@ def timed(stage: str, timings: dict[str, float], call: Callable[[], T]) -> T:
 def nightly(params: RunParameters = RunParameters()) -> dict[str, Any]:
     """Retrain on everything ingested, recommend K items per user, explain each, publish to Parquet."""
     settings = params.settings()
-    timings: dict[str, float] = {}
+    timings = StageCosts()
     with stop.on_signals(), exclusive(settings):
         if settings.ranker == "llm":
             timed("llm preflight", timings, lambda: preflight(settings))
@@ -73,7 +86,8 @@ def nightly(params: RunParameters = RunParameters()) -> dict[str, Any]:
             "published": str(published.path),
             "users": published.users,
             "rows": published.rows,
-            "seconds": timings,
+            "seconds": timings.seconds,
+            "peak_mib": timings.peak_mib,
         }
         publish_run_artifacts(settings, summary)
     return summary
@@ -84,7 +98,7 @@ def gated(settings: Settings) -> bool:
     return settings.ranker == "llm" and settings.llm_gate != "off"
 
 
-def report_after_publish(settings: Settings, timings: dict[str, float]) -> None:
+def report_after_publish(settings: Settings, timings: StageCosts) -> None:
     """The night's report and its artifact; a failure here is a warning, never a failed published night."""
     try:
         tonight = timed("report", timings, lambda: report(settings))

@@ -162,6 +162,10 @@ class Settings(BaseSettings):
     duckdb_temp_directory: Path | None = Field(
         None, description="Where DuckDB spills (temp_directory); empty: <home>/duckdb-tmp."
     )
+    check_chunk_rows: int = Field(
+        2_000_000, ge=1,
+        description="Rows great-expectations validates at once (a pandas frame): a check batch is cut into chunks of whole users.",
+    )
 
     # LLM boundary (issue 11 §2-§4): preflight, hard deadlines, size cap, circuit breaker, progress
     llm_preflight_seconds: float = Field(15.0, gt=0, description="Wall-clock bound of the one-call preflight of an llm run.")

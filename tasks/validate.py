@@ -2,9 +2,13 @@
 
 A suite file is a GX 1.x suite definition. Every expectation carries `meta.name` (its key in
 results) and a GX `severity`: `critical` stops the run, `warning`/`info` are reported and the
-run goes on. `meta.batch` names the SQL whose rows GX validates (a pandas frame in an ephemeral
-context); `meta.sql_checks` lists the checks GX cannot express on one frame (referential, per
-user): SQL files returning the offending rows. Both kinds feed one result: rows in
+run goes on. The suite's `meta.batch` names the SQL whose rows GX validates (pandas frames in an
+ephemeral context), in chunks of whole `meta.chunk_by` values (users) of at most
+`RECS_CHECK_CHUNK_ROWS` rows, so memory stays bounded: only row-level expectations go there (a
+uniqueness check must include the chunk column), and an expectation failing in any chunk fails.
+An expectation over the whole table (a row count) names its own small aggregate batch in its
+`meta.batch`, validated whole. `meta.sql_checks` lists the checks GX cannot express on one frame
+(referential, per user): SQL files returning the offending rows. Both kinds feed one result: rows in
 `validation_runs`, a table in the log, offending rows in
 `<home>/quarantine/run_date=YYYY-MM-DD/<suite>.parquet`, and `gate()`.
 
@@ -16,14 +20,15 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timezone
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import duckdb
+import numpy as np
 import polars as pl
 from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
@@ -36,6 +41,7 @@ from tasks.settings import Settings
 
 if TYPE_CHECKING:
     from great_expectations import ExpectationSuite
+    from great_expectations.expectations import Expectation
     from great_expectations.core import ExpectationValidationResult
     from great_expectations.core.batch_definition import BatchDefinition
     from great_expectations.data_context import AbstractDataContext
@@ -44,6 +50,7 @@ EXPECTATIONS_DIR = Path(__file__).resolve().parent.parent / "expectations"
 SEVERITIES = ("critical", "warning", "info")
 EXAMPLES = 3  # offending rows quoted per failed check
 EXAMPLE_CHARS = 60  # longer values are cut in messages
+CROSS_ROW = {"expect_compound_columns_to_be_unique": "column_list", "expect_column_values_to_be_unique": "column"}
 
 
 class ValidationFailed(RecsError):
@@ -60,15 +67,29 @@ class SqlCheck:
 
 
 @dataclass(frozen=True)
+class GxBatch:
+    """GX expectations and the SQL whose rows they are validated on."""
+
+    sql: str
+    expectations: ExpectationSuite
+    chunk_by: str | None = None  # validated chunk by chunk of whole values of this column ($chunks, $chunk); None: whole
+
+
+@dataclass(frozen=True)
 class Suite:
     name: str
-    batch_sql: str
-    expectations: ExpectationSuite
+    rows: GxBatch  # the suite's row batch (meta.batch), validated in chunks
+    aggregates: tuple[GxBatch, ...]  # small batches named by single expectations, validated whole
     sql_checks: tuple[SqlCheck, ...]
 
     @property
+    def batches(self) -> tuple[GxBatch, ...]:
+        return (self.rows, *self.aggregates)
+
+    @property
     def check_names(self) -> list[str]:
-        return [e.meta["name"] for e in self.expectations.expectations] + [c.name for c in self.sql_checks]
+        gx_names = [e.meta["name"] for batch in self.batches for e in batch.expectations.expectations]
+        return gx_names + [c.name for c in self.sql_checks]
 
 
 @dataclass(frozen=True)
@@ -114,26 +135,56 @@ class ValidationReport:
 
 
 def load_suite(name: str, directory: Path = EXPECTATIONS_DIR) -> Suite:
-    """Read `expectations/<name>.json`; ValueError unless every check has a unique name and a known severity."""
+    """Read `expectations/<name>.json`; ValueError unless every check has a unique name and a known severity,
+    and every expectation on the chunked row batch gives the same verdict chunk by chunk as on the whole."""
     from great_expectations import ExpectationSuite
 
-    expectations = ExpectationSuite(**json.loads((directory / f"{name}.json").read_text()))
-    meta = expectations.meta
+    definition = json.loads((directory / f"{name}.json").read_text())
+    meta = definition["meta"]
+    by_batch: dict[str, list[dict]] = {meta["batch"]: []}
+    for expectation in definition["expectations"]:
+        by_batch.setdefault((expectation.get("meta") or {}).get("batch", meta["batch"]), []).append(expectation)
+    rows, *aggregates = (
+        GxBatch(sql, ExpectationSuite(name=f"{name}:{sql}", expectations=listed), meta["chunk_by"] if sql == meta["batch"] else None)
+        for sql, listed in by_batch.items()
+    )
     sql_checks = tuple(
         SqlCheck(c.get("name"), c["sql"], c.get("severity"), c.get("description", ""), c.get("params", {}))
         for c in meta.get("sql_checks", [])
     )
-    names = [(e.meta or {}).get("name") for e in expectations.expectations] + [c.name for c in sql_checks]
-    severities = {str(e.severity.value) for e in expectations.expectations} | {c.severity for c in sql_checks}
+    suite = Suite(name, rows, tuple(aggregates), sql_checks)
+    expectations = [e for batch in suite.batches for e in batch.expectations.expectations]
+    names = [(e.meta or {}).get("name") for e in expectations] + [c.name for c in sql_checks]
+    severities = {str(e.severity.value) for e in expectations} | {c.severity for c in sql_checks}
     if None in names or len(set(names)) < len(names) or not severities <= set(SEVERITIES):
         raise ValueError(f"suite {name}: every check needs a unique name and a severity in {SEVERITIES}")
-    return Suite(name, meta["batch"], expectations, sql_checks)
+    if unchunkable := [e.meta["name"] for e in rows.expectations.expectations if not _chunkable(e, rows.chunk_by)]:
+        raise ValueError(
+            f"suite {name}: {', '.join(unchunkable)} cannot be checked chunk by chunk of {rows.chunk_by}"
+            " (a row-level expectation without `mostly`; a uniqueness check including the chunk column): give it its own batch"
+        )
+    return suite
+
+
+def _chunkable(expectation: Expectation, chunk_by: str) -> bool:
+    """Whether the expectation's verdict on the whole batch is the verdict of every chunk of whole `chunk_by` values."""
+    from great_expectations.expectations.expectation import (
+        ColumnMapExpectation,
+        ColumnPairMapExpectation,
+        MulticolumnMapExpectation,
+    )
+
+    if not isinstance(expectation, ColumnMapExpectation | ColumnPairMapExpectation | MulticolumnMapExpectation):
+        return False
+    compared = CROSS_ROW.get(expectation.expectation_type)
+    columns = getattr(expectation, compared) if compared else [chunk_by]
+    return (getattr(expectation, "mostly", 1) or 1) >= 1 and chunk_by in ([columns] if isinstance(columns, str) else columns)
 
 
 @cache
-def _batch_definition(suite: str) -> BatchDefinition:
-    """A whole-dataframe batch definition of the suite's asset in the process's GX context."""
-    return _context().data_sources.get("recs").add_dataframe_asset(suite).add_batch_definition_whole_dataframe("whole")
+def _batch_definition(batch_sql: str) -> BatchDefinition:
+    """A whole-dataframe batch definition of one batch's asset in the process's GX context."""
+    return _context().data_sources.get("recs").add_dataframe_asset(batch_sql).add_batch_definition_whole_dataframe("whole")
 
 
 @cache
@@ -156,11 +207,41 @@ def _context() -> AbstractDataContext:
 Checked = tuple[Outcome, pl.DataFrame]  # an outcome and its offending rows
 
 
-def validate_frame(suite: Suite, frame: pl.DataFrame, params: Mapping[str, Any]) -> list[Checked]:
-    """Run the suite's GX expectations on `frame`; offending rows come from GX's unexpected indices."""
-    batch = _batch_definition(suite.name).get_batch(batch_parameters={"dataframe": _for_gx(frame).to_pandas()})
-    results = batch.validate(suite.expectations, expectation_parameters=dict(params), result_format="COMPLETE")
+def validate_batch(con: duckdb.DuckDBPyConnection, batch: GxBatch, params: Mapping[str, Any], chunk_rows: int) -> list[Checked]:
+    """The batch's expectations on the rows of its SQL: whole, or chunk by chunk (one outcome per expectation)."""
+    if not batch.expectations.expectations:
+        return []
+    if batch.chunk_by is None:
+        return validate_frame(batch, db.frame(con, batch.sql, bind(batch.sql, params)), params)
+    rows = len(con.sql(db.sql(batch.sql), params=bind(batch.sql, {**params, "chunks": 1, "chunk": 0})))
+    chunks = max(1, -(-rows // chunk_rows))
+    per_chunk = [
+        validate_frame(batch, db.frame(con, batch.sql, bind(batch.sql, {**params, "chunks": chunks, "chunk": chunk})), params)
+        for chunk in range(chunks)
+    ]
+    return [_merged(parts) for parts in zip(*per_chunk, strict=True)]
+
+
+def validate_frame(batch: GxBatch, frame: pl.DataFrame, params: Mapping[str, Any]) -> list[Checked]:
+    """Run the batch's GX expectations on `frame`; offending rows come from GX's unexpected indices."""
+    gx_batch = _batch_definition(batch.sql).get_batch(batch_parameters={"dataframe": _for_gx(frame).to_pandas()})
+    results = gx_batch.validate(batch.expectations, expectation_parameters=dict(params), result_format="COMPLETE")
     return [_gx_outcome(result, frame) for result in results.results]
+
+
+def _merged(parts: Sequence[Checked]) -> Checked:
+    """One expectation over every chunk: failed if it failed in any, unexpected rows added up."""
+    outcomes = [outcome for outcome, _ in parts]
+    offending = pl.concat([rows for _, rows in parts], how="vertical_relaxed")
+    counts = [o.unexpected_count for o in outcomes]
+    merged = replace(
+        outcomes[0],
+        success=all(o.success for o in outcomes),
+        observed=next((o.observed for o in outcomes if not o.success), outcomes[0].observed),
+        unexpected_count=None if None in counts else sum(counts),
+        examples=_examples(offending),
+    )
+    return merged, offending
 
 
 def _for_gx(frame: pl.DataFrame) -> pl.DataFrame:
@@ -178,11 +259,16 @@ def _gx_outcome(result: ExpectationValidationResult, frame: pl.DataFrame) -> Che
         severity=str(config.severity.value),
         description=config.description or "",
         success=bool(result.success) and not errors,
-        observed=f"error: {errors[0]}" if errors else details.get("observed_value"),
+        observed=f"error: {errors[0]}" if errors else _plain(details.get("observed_value")),
         unexpected_count=details.get("unexpected_count"),
         examples=_examples(offending),
     )
     return outcome, offending
+
+
+def _plain(value: Any) -> Any:
+    """A numpy scalar as the Python number it holds (stored as JSON, read back as `previous_<check>`)."""
+    return value.item() if isinstance(value, np.generic) else value
 
 
 def _exception_messages(info: Mapping[str, Any]) -> list[str]:
@@ -226,8 +312,8 @@ def validate(
     """Run a suite on its batch and its SQL checks for the run date; store outcomes, quarantine offending rows."""
     run_date = settings.run_date
     params = {**params, "run_date": run_date, "suite": suite.name, **previous_observed(con, suite, run_date)}
-    batch = db.frame(con, suite.batch_sql, bind(suite.batch_sql, params))
-    checked = validate_frame(suite, batch, params) + run_sql_checks(con, suite, params)
+    checked = [c for batch in suite.batches for c in validate_batch(con, batch, params, settings.check_chunk_rows)]
+    checked += run_sql_checks(con, suite, params)
     quarantine = write_quarantine(checked, quarantine_dir(settings) / f"{suite.name}.parquet", settings.staging_dir)
     report = ValidationReport(suite.name, run_date, tuple(o for o, _ in checked), quarantine)
     record(con, report, now)

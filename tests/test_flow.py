@@ -60,6 +60,8 @@ def test_nightly_run_gives_every_user_k_unseen_explained_items(tmp_path, small_d
     assert all(title in explanation for title, explanation in zip(named["title"], named["explanation"]))
     artifacts = {a.key: a for a in read_artifacts(f"recs-{RUN_DATE.isoformat()}") if a.flow_run_id == state.state_details.flow_run_id}
     assert artifacts.keys() == {f"recs-{RUN_DATE.isoformat()}-{name}" for name in ("summary", "model", "sample", "report")}
+    assert summary["peak_mib"].keys() == summary["seconds"].keys() and all(mib > 0 for mib in summary["peak_mib"].values())
+    assert "| stage | seconds | peak MiB |" in artifacts[f"recs-{RUN_DATE.isoformat()}-summary"].data
     distinct = recs["explanation"].n_unique() / recs.height
     assert f"- explanations: {distinct:.0%} distinct texts" in artifacts[f"recs-{RUN_DATE.isoformat()}-summary"].data
     assert recs["explanation"].str.starts_with("Shares ").any() and recs["explanation"].str.starts_with("Because ").any()

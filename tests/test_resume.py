@@ -39,7 +39,7 @@ def test_killed_while_ranking_resumes_with_the_same_model_and_no_duplicates(tmp_
     output, _ = rerun.communicate(timeout=300)
     assert rerun.returncode == 0, output
     assert "reused, already trained tonight" in output
-    reranked = re.search(r"rank: [\d.]+ s — \{(?:'als': (\d+))?\}", output)
+    reranked = re.search(r"rank: [\d.]+ s, peak [\d,]+ MiB — \{(?:'als': (\d+))?\}", output)
     assert reranked and int(reranked.group(1) or 0) < 150 * 10, "batches stored before the kill are not ranked again"
 
     recs = pl.read_parquet(partition_dir(tmp_path / "recommendations", RUN_DATE) / "data.parquet")

@@ -38,6 +38,7 @@ USER = "(SELECT min(user_id) FROM ranked WHERE ranker = 'als' AND len(evidence_i
 SEEN_UNRANKED = f"""(SELECT min(item_id) FROM interactions WHERE user_id = {USER}
                      AND item_id NOT IN (SELECT item_id FROM ranked WHERE user_id = {USER}))"""
 DISLIKED = f"(SELECT min(item_id) FROM interactions WHERE user_id = {USER} AND rating <= 3)"
+WHOLE = {"chunks": 1, "chunk": 0}  # a check batch in one chunk
 INPUT_PARAMS = {"rating_min": 0.5, "rating_max": 5.0, "previous_row_count": 0}
 COPY_ONE_WITH_TS = (
     "INSERT INTO interactions SELECT user_id, item_id, rating, TIMESTAMP '{}', source, loaded_at FROM interactions LIMIT 1"
@@ -128,12 +129,12 @@ def test_a_failing_output_check_stops_publish_and_quarantines_the_rows(con, sett
 
 def test_duplicate_rank_fails_ranks_unique_per_user(con, settings):
     """The ranked table's key forbids duplicate ranks, so the expectation is shown a crafted batch."""
-    batch = db.frame(con, "validate/recommendations_batch", {"run_date": RUN_DATE})
+    batch = db.frame(con, "validate/recommendations_batch", {"run_date": RUN_DATE, **WHOLE})
     twin = batch.head(2).with_columns(rank=pl.lit(1, dtype=batch["rank"].dtype))
 
     crafted = pl.concat([batch[2:], twin])
 
-    checked = {o.name: (o, rows) for o, rows in validate_frame(load_suite("recommendations"), crafted, {"k": 10})}
+    checked = {o.name: (o, rows) for o, rows in validate_frame(load_suite("recommendations").rows, crafted, {"k": 10})}
 
     outcome, rows = checked["ranks_unique_per_user"]
     assert not outcome.success and outcome.severity == "critical" and outcome.unexpected_count == 2
@@ -142,15 +143,15 @@ def test_duplicate_rank_fails_ranks_unique_per_user(con, settings):
 
 
 def test_duplicate_event_fails_no_duplicate_events(con, settings):
-    batch = db.frame(con, "validate/interactions_batch")
-    checked = validate_frame(load_suite("interactions"), pl.concat([batch, batch.head(1)]), INPUT_PARAMS)
+    batch = db.frame(con, "validate/interactions_batch", WHOLE)
+    checked = validate_frame(load_suite("interactions").rows, pl.concat([batch, batch.head(1)]), INPUT_PARAMS)
 
     assert {o.name for o, _ in checked if not o.success} == {"no_duplicate_events"}
 
 
 def test_an_expectation_that_cannot_be_evaluated_counts_as_failed(con, settings):
-    batch = db.frame(con, "validate/interactions_batch").drop("rating")
-    checked = validate_frame(load_suite("interactions"), batch, INPUT_PARAMS)
+    batch = db.frame(con, "validate/interactions_batch", WHOLE).drop("rating")
+    checked = validate_frame(load_suite("interactions").rows, batch, INPUT_PARAMS)
 
     (outcome,) = [o for o, _ in checked if not o.success]
     assert outcome.name == "rating_in_range" and outcome.observed.startswith("error: ")
@@ -170,6 +171,42 @@ def test_stored_future_and_old_timestamps_warn_and_never_crash_the_check(con, se
         ("ts_after_floor", "1980-"),
         ("ts_not_in_future", "52673"),
     ]
+
+
+def test_checks_in_chunks_of_users_give_the_verdicts_and_rows_of_the_whole_batch(con, settings):
+    """Chunks of at most 1,000 rows (9 or more for 9,000 ratings and 1,500 ranked rows): an event stored twice
+    and a rank out of range are found with every offending row, the clean checks pass."""
+    chunked = settings.model_copy(update={"check_chunk_rows": 1_000})
+    con.execute("INSERT INTO interactions SELECT * FROM interactions WHERE user_id = (SELECT max(user_id) FROM interactions) LIMIT 1")
+    con.execute("UPDATE ranked SET rank = 11 WHERE user_id IN (SELECT min(user_id) FROM ranked UNION SELECT max(user_id) FROM ranked) AND rank = 10")
+
+    inputs, outputs = check_inputs(con, chunked), check_outputs(con, chunked)
+
+    assert failed_names(inputs) == {"no_duplicate_events"} and failed_names(outputs) == {"rank_in_1_to_k"}
+    duplicated = next(o for o in inputs.outcomes if o.name == "no_duplicate_events")
+    assert duplicated.unexpected_count == 2 and len({tuple(e.values()) for e in duplicated.examples}) == 1
+    assert next(o for o in outputs.outcomes if o.name == "rank_in_1_to_k").unexpected_count == 2
+    assert next(o for o in inputs.outcomes if o.name == "row_count").observed == SMALL["gen_ratings"] + 1
+    quarantined = pl.read_parquet(quarantine_dir(settings) / "recommendations.parquet")
+    assert sorted(quarantined["rank"].to_list()) == [11, 11] and quarantined["user_id"].n_unique() == 2
+
+
+@pytest.mark.parametrize(
+    "expectation",
+    [
+        {"type": "expect_table_row_count_to_be_between", "kwargs": {"min_value": 1}},
+        {"type": "expect_compound_columns_to_be_unique", "kwargs": {"column_list": ["item_id", "rank"]}},
+        {"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "item_id", "mostly": 0.9}},
+    ],
+    ids=["over the whole table", "unique across users", "a share of all rows"],
+)
+def test_a_check_that_chunks_of_users_would_change_is_refused_on_the_row_batch(tmp_path, expectation):
+    suite = json.loads(Path("expectations/recommendations.json").read_text())
+    suite["expectations"].append(expectation | {"meta": {"name": "changed"}, "severity": "critical"})
+    (tmp_path / "changed.json").write_text(json.dumps(suite))
+
+    with pytest.raises(ValueError, match="changed cannot be checked chunk by chunk of user_id"):
+        load_suite("changed", tmp_path)
 
 
 def test_input_checks_that_cannot_run_on_the_stored_rows_fail_in_one_line(con, settings):

@@ -1,5 +1,5 @@
--- The latest rating of every (user, item) pair and whether it is a like (latest_ratings in schema.sql):
+-- The latest rating of every (user, item) pair as a like or not (latest_ratings in schema.sql), ordered:
 -- the input of training and of "seen" filtering.
-SELECT user_id, item_id, rating, liked
+SELECT user_id, item_id, liked
 FROM latest_ratings($like_threshold)
 ORDER BY user_id, item_id;
