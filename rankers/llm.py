@@ -8,6 +8,11 @@ rankers/llm_batch.py (which opens no database), and its outputs are stored here 
 
 from __future__ import annotations
 
+import queue
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
 import polars as pl
 
 from rankers import cap
@@ -18,29 +23,84 @@ from rankers.llm_batch import LlmInputs, LlmOutputs, rank_with_llm
 from tasks import db
 from tasks.settings import Settings
 
+ANSWER_KEEP_SECONDS = 1.0
+
 
 def plan(con, settings: Settings) -> set[int] | None:
     """The users of this run_date that may be sent to the LLM (rankers/cap.py); None without a cap."""
     return cap.admitted(con, settings) if settings.llm_max_users is not None else None
 
 
-def read_inputs(con, settings: Settings, user_ids: list[int], admitted: set[int] | None) -> LlmInputs:
+def read_inputs(
+    con, settings: Settings, user_ids: list[int], admitted: set[int] | None,
+    unreferenced: dict[str, tuple] | None = None, keep_answer: Callable[[dict], None] | None = None,
+) -> LlmInputs:
     """A batch's histories, the cached answers its users may hit, and its part of the cap plan.
 
     A user may hit the answers of requests it made tonight (a resumed or repeated night) or on the last
-    earlier night it made any (unchanged candidates): found through llm_calls (sql/llm/cache_for_users.sql).
+    earlier night it made any (unchanged candidates): found through llm_calls (sql/llm/cache_for_users.sql);
+    and any `unreferenced` answer (kept from a run killed before their batch was stored).
     """
     cached = db.run(con, "llm/cache_for_users", {"run_date": settings.run_date, "user_ids": user_ids})
     batch_admitted = None if admitted is None else admitted & set(user_ids)
-    return LlmInputs(histories(con, user_ids, settings), {key: tuple(rest) for key, *rest in cached}, batch_admitted)
+    known = (unreferenced or {}) | {key: tuple(rest) for key, *rest in cached}
+    return LlmInputs(histories(con, user_ids, settings), known, batch_admitted, keep_answer)
+
+
+def unreferenced_answers(con) -> dict[str, tuple]:
+    """Cached answers no llm_calls row names (sql/llm/unreferenced_answers.sql), as LlmCache entries."""
+    return {key: tuple(rest) for key, *rest in db.run(con, "llm/unreferenced_answers")}
+
+
+def store_answers(con, rows: list[dict]) -> None:
+    """New llm_cache rows (LlmCache.new_entries / put rows); the same answer stored twice is stored once."""
+    with db.registered(con, "new_llm_cache", pl.DataFrame(rows, infer_schema_length=None)):
+        db.run(con, "llm/cache_insert")
+
+
+@contextmanager
+def answer_keeper(con, settings: Settings) -> Iterator[tuple[Callable[[dict], None] | None, threading.Lock]]:
+    """(keep, writes): with rank tasks in threads of the flow, `keep` takes each answer as it arrives and a
+    keeper thread stores them every ANSWER_KEEP_SECONDS (and at the end), so a flow process killed mid-batch
+    has lost at most that second's answers; a rerun hits them (unreferenced_answers). Worker processes
+    (task_runner=dask) return theirs with the batch: `keep` is None. Every write to the file while the
+    keeper runs holds `writes` (two writers of one llm_cache row would conflict)."""
+    writes = threading.Lock()
+    if settings.ranker != "llm" or settings.task_runner == "dask":
+        yield None, writes
+        return
+    arrived: queue.SimpleQueue = queue.SimpleQueue()
+    finished = threading.Event()
+    cursor = con.cursor()
+
+    def store_arrived() -> None:
+        rows = []
+        while not arrived.empty():
+            rows.append(arrived.get())
+        if rows:
+            with writes:
+                store_answers(cursor, rows)
+
+    def keep_storing() -> None:
+        while not finished.wait(ANSWER_KEEP_SECONDS):
+            store_arrived()
+
+    keeper = threading.Thread(target=keep_storing, name="llm-answer-keeper", daemon=True)
+    keeper.start()
+    try:
+        yield arrived.put, writes
+    finally:
+        finished.set()
+        keeper.join()
+        store_arrived()
+        cursor.close()
 
 
 def store_outputs(con, settings: Settings, user_ids: list[int], outputs: LlmOutputs) -> None:
     """A batch's new answers, calls and (unless interrupted) users; inside the caller's transaction."""
     params = {"run_date": settings.run_date}
     if outputs.cache:
-        with db.registered(con, "new_llm_cache", pl.DataFrame(outputs.cache, infer_schema_length=None)):
-            db.run(con, "llm/cache_insert")
+        store_answers(con, outputs.cache)
     if outputs.calls.height:
         with db.registered(con, "new_llm_calls", outputs.calls):
             db.run(con, "llm/insert_calls", params)

@@ -14,6 +14,7 @@ rows) and the accounting (llm_calls / llm_users rows, rankers/accounting.py).
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -42,6 +43,7 @@ class LlmInputs:
     histories: dict[int, dict]  # user id -> compressed history (sql/llm/history.sql)
     cached: dict[str, tuple]  # request key -> cached answer the batch's users may hit (LlmCache.get's tuple)
     admitted: set[int] | None  # users that may be sent to the LLM under llm_max_users; None: no cap
+    keep_answer: Callable[[dict], None] | None = None  # threads of the flow: hand each answer to the flow's keeper
 
 
 @dataclass
@@ -69,7 +71,7 @@ class BatchRanker:
     def __init__(self, settings: Settings, inputs: LlmInputs, k: int) -> None:
         self.settings, self.inputs, self.k = settings, inputs, k
         self.prompt = load_prompt(settings.llm_prompt_version)
-        self.cache = LlmCache(inputs.cached)
+        self.cache = LlmCache(inputs.cached, inputs.keep_answer)
         self.attempts: dict[int, list[Attempt]] = {}  # per user, filled as calls return (kept when interrupted)
 
     def run(self, candidates: pl.DataFrame) -> LlmOutputs:

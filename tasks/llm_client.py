@@ -37,6 +37,7 @@ import logging
 import random
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -525,9 +526,10 @@ class LlmCache:
     """The answers a batch may hit (llm_cache rows read by the flow), and the new ones it received, in memory:
     a rank task never opens the DuckDB file; the flow stores `new_entries()` with the batch. Thread-safe."""
 
-    def __init__(self, known: dict[str, tuple] | None = None) -> None:
+    def __init__(self, known: dict[str, tuple] | None = None, on_put: Callable[[dict[str, Any]], None] | None = None) -> None:
         self._entries = dict(known or {})
         self._new: dict[str, dict[str, Any]] = {}
+        self._on_put = on_put  # also hand each new answer to this as it arrives (the flow's answer keeper)
         self.lock = threading.Lock()
 
     def get(self, key: str) -> tuple | None:
@@ -541,9 +543,12 @@ class LlmCache:
             return {key for key in keys if key in self._entries}
 
     def put(self, key: str, **values: Any) -> None:
+        row = {"request_key": key, **values}
         with self.lock:
-            self._new[key] = {"request_key": key, **values}
+            self._new[key] = row
             self._entries[key] = tuple(values[name] for name in CACHED_FIELDS)
+        if self._on_put is not None:
+            self._on_put(row)
 
     def new_entries(self) -> list[dict[str, Any]]:
         """Answers received since this cache was made: rows of llm_cache (without created_at)."""

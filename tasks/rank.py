@@ -10,7 +10,7 @@ writer of the DuckDB file, and a stored batch is skipped by a rerun.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import nullcontext
 from dataclasses import dataclass
 
@@ -60,9 +60,10 @@ def batch_candidates(con, settings: Settings, user_ids: list[int]) -> pl.DataFra
     return db.frame(con, "rank/batch_candidates", {"run_date": settings.run_date, "user_ids": user_ids})
 
 
-def read_batch(con, settings: Settings, user_ids: list[int], admitted: set[int] | None) -> BatchInputs:
-    """A batch's inputs, read by the flow process."""
-    llm_inputs = llm.read_inputs(con, settings, user_ids, admitted) if settings.ranker == "llm" else None
+def read_batch(con, settings: Settings, user_ids: list[int], admitted: set[int] | None,
+               unreferenced: dict[str, tuple] | None = None, keep_answer: Callable[[dict], None] | None = None) -> BatchInputs:
+    """A batch's inputs, read by the flow process (llm: see rankers/llm.py read_inputs)."""
+    llm_inputs = llm.read_inputs(con, settings, user_ids, admitted, unreferenced, keep_answer) if settings.ranker == "llm" else None
     return BatchInputs(user_ids, batch_candidates(con, settings, user_ids), llm_inputs)
 
 
@@ -129,7 +130,8 @@ def rank_stage(settings: Settings, logger) -> dict[str, int]:
     finishes; rows per ranker. The flow's connection is the only one open on the DuckDB file. A failed batch
     stops new submissions; the batches in flight are still stored, then its error is raised. A stop (signal)
     while waiting stores what the batches in flight bring back within STOP_GRACE_SECONDS (threads stop their
-    LLM requests within ~0.1 s; worker processes do not hear the signal).
+    LLM requests within ~0.1 s; worker processes do not hear the signal). With threads, each LLM answer is
+    also stored within a second of its arrival (rankers/llm.py answer_keeper): a kill -9 loses none older.
 
     LLM progress of all batches together is logged every `progress_seconds` (tasks/progress.py)."""
     counts: Counter = Counter()
@@ -139,22 +141,26 @@ def rank_stage(settings: Settings, logger) -> dict[str, int]:
         batches = user_batches(con, settings)
         tracked = settings.ranker == "llm"  # the als ranker takes seconds: nothing to watch
         admitted = llm.plan(con, settings) if tracked else None
+        unreferenced = llm.unreferenced_answers(con) if tracked else None
         todo = iter(batches)
 
         def submit(n: int) -> list[PrefectFuture]:
-            return [rank_batch.submit(settings, read_batch(con, settings, users, admitted)) for users in take(todo, n)]
+            return [rank_batch.submit(settings, read_batch(con, settings, users, admitted, unreferenced, keep_answer))
+                    for users in take(todo, n)]
 
         def store(future: PrefectFuture) -> None:
             try:
                 outputs = future.result()
-                counts.update(store_batch(con, settings, outputs))
+                with writes:
+                    counts.update(store_batch(con, settings, outputs))
             except Exception as error:
                 errors.append(error)
                 return
             stored.append(len(outputs.user_ids))
             logger.info("rank: batch %d of %d stored (%d users)", len(stored), len(batches), stored[-1])
 
-        with progress.tracking(sum(map(len, batches)), settings.progress_seconds, logger) if tracked else nullcontext():
+        tracking = progress.tracking(sum(map(len, batches)), settings.progress_seconds, logger) if tracked else nullcontext()
+        with llm.answer_keeper(con, settings) as (keep_answer, writes), tracking:
             pending = submit(settings.rank_batches_in_flight)
             try:
                 while pending:

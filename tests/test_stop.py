@@ -102,6 +102,35 @@ def test_sigterm_while_the_llm_ranks_stops_spending_and_the_rerun_pays_only_for_
     assert partition_dir(tmp_path / "recommendations", RUN_DATE).joinpath("data.parquet").exists()
 
 
+def test_kill_9_while_the_llm_ranks_keeps_the_answers_received_and_the_rerun_does_not_buy_them_again(tmp_path):
+    """No batch is stored yet (20 users a batch, 2 calls in flight, 0.5 s an answer), yet every answer
+    received a few seconds before the kill is in llm_cache, and the rerun pays only for the others."""
+    with OpenAICompatibleServer(default_brain=slow(0.5)) as server:
+        victim = recs_run(tmp_path, "--ranker", "llm", **llm_env(server))
+        wait_until(lambda: len(server.chat_requests()) >= 8, 240, "the LLM ranking to be under way")
+        answered_by = time.monotonic()
+        answered = [r for r in server.chat_requests() if r.time < answered_by - 1.0]  # 0.5 s answers: received by now
+        time.sleep(3.0)  # the answer keeper stores every second
+        victim.kill()
+        victim.communicate(timeout=60)
+        paid = len(server.chat_requests())
+        with duckdb.connect(str(tmp_path / "recs.duckdb"), read_only=True) as con:
+            cached = con.sql("SELECT count(*) FROM llm_cache").fetchall()[0][0]
+            batches_stored = con.sql("SELECT count(DISTINCT user_id) FROM ranked").fetchall()[0][0]
+        assert batches_stored == 0, "the kill came before any batch was stored"
+        assert cached >= len(answered) > 0, "answers received before the kill are kept"
+
+        rerun = recs_run(tmp_path, "--ranker", "llm", **llm_env(server))
+        output, _ = rerun.communicate(timeout=300)
+        assert rerun.returncode == 0, output
+        resent = [r for r in server.chat_requests()[paid:] if r.body and r.body.get("max_tokens", 0) > 1]
+        with duckdb.connect(str(tmp_path / "recs.duckdb"), read_only=True) as con:
+            hits = con.sql("SELECT count(*) FROM llm_calls WHERE outcome = 'cache_hit'").fetchall()[0][0]
+        assert hits >= cached, "the rerun hits every kept answer"
+        assert len(resent) <= SIZES["gen_users"] - cached, "answers paid for before the kill are not bought again"
+    assert partition_dir(tmp_path / "recommendations", RUN_DATE).joinpath("data.parquet").exists()
+
+
 def test_kill_9_takes_the_local_prefect_server_with_it(tmp_path):
     victim = recs_run(tmp_path)
     for line in victim.stdout:
