@@ -59,14 +59,14 @@ def store_answers(con, rows: list[dict]) -> None:
 
 
 @contextmanager
-def answer_keeper(con, settings: Settings) -> Iterator[tuple[Callable[[dict], None] | None, threading.Lock]]:
+def answer_keeper(con, settings: Settings, tasks_in_threads: bool) -> Iterator[tuple[Callable[[dict], None] | None, threading.Lock]]:
     """(keep, writes): with rank tasks in threads of the flow, `keep` takes each answer as it arrives and a
     keeper thread stores them every ANSWER_KEEP_SECONDS (and at the end), so a flow process killed mid-batch
     has lost at most that second's answers; a rerun hits them (unreferenced_answers). Worker processes
-    (task_runner=dask) return theirs with the batch: `keep` is None. Every write to the file while the
-    keeper runs holds `writes` (two writers of one llm_cache row would conflict)."""
+    return theirs with the batch (`keep` is None: nothing of this process travels to them). Every write to
+    the file while the keeper runs holds `writes` (two writers of one llm_cache row would conflict)."""
     writes = threading.Lock()
-    if settings.ranker != "llm" or settings.task_runner == "dask":
+    if settings.ranker != "llm" or not tasks_in_threads:
         yield None, writes
         return
     arrived: queue.SimpleQueue = queue.SimpleQueue()

@@ -17,7 +17,9 @@ from dataclasses import dataclass
 import polars as pl
 from prefect import task
 from prefect.cache_policies import NO_CACHE
+from prefect.context import FlowRunContext
 from prefect.futures import PrefectFuture, as_completed, wait
+from prefect.task_runners import ThreadPoolTaskRunner
 
 from rankers import llm
 from rankers.als import AlsRanker
@@ -160,7 +162,7 @@ def rank_stage(settings: Settings, logger) -> dict[str, int]:
             logger.info("rank: batch %d of %d stored (%d users)", len(stored), len(batches), stored[-1])
 
         tracking = progress.tracking(sum(map(len, batches)), settings.progress_seconds, logger) if tracked else nullcontext()
-        with llm.answer_keeper(con, settings) as (keep_answer, writes), tracking:
+        with llm.answer_keeper(con, settings, tasks_in_threads()) as (keep_answer, writes), tracking:
             pending = submit(settings.rank_batches_in_flight)
             try:
                 while pending:
@@ -177,6 +179,12 @@ def rank_stage(settings: Settings, logger) -> dict[str, int]:
             if errors:
                 raise errors[0]
     return dict(counts)
+
+
+def tasks_in_threads() -> bool:
+    """Whether this flow run's tasks are threads of this process (the default runner), not Dask workers."""
+    context = FlowRunContext.get()
+    return context is not None and isinstance(context.task_runner, ThreadPoolTaskRunner)
 
 
 def take(items: Iterator, n: int) -> list:
