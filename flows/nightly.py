@@ -39,6 +39,7 @@ class StageCosts:
 
 def timed(stage: str, timings: StageCosts, call: Callable[[], T]) -> T:
     """Run one stage, log how long it took and its peak memory, and keep both for the summary."""
+    memory.release_freed()
     measured = memory.reset_peak()
     started = time.perf_counter()
     try:

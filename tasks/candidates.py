@@ -177,22 +177,27 @@ def build_candidates(con, settings: Settings, serving_version: str,
     candidate tasks of the flow's task runner). A user gets only real unseen items: fewer than n_candidates (none
     when they have seen the whole catalogue) is fine.
     """
-    model, model_users, model_items = load_model(settings.models_dir / serving_version)
     ratings = latest_ratings(con, settings.like_threshold)
-    data = to_matrices(ratings, model_users, model_items, settings.als_alpha)
-    als_rows = np.flatnonzero(np.diff(data.likes.indptr) > 0)
-    als = pl.concat(fan_out(settings, als_batches(model, data, als_rows, settings.candidate_users_per_batch)))
-
+    als = als_candidates_of_all(settings, serving_version, ratings, fan_out)
     all_users = db.frame(con, "candidates/users")["user_id"].to_numpy()
     cold_users = np.setdiff1d(all_users, als["user_id"].unique().to_numpy())
     return pl.concat([als, popular_candidates(con, settings, ratings, cold_users)])
+
+
+def als_candidates_of_all(settings: Settings, serving_version: str, ratings: pl.DataFrame,
+                          fan_out: Callable[[Settings, Iterator[AlsBatch]], list[pl.DataFrame]]) -> pl.DataFrame:
+    """The ALS candidates of every user the model knows with likes (the matrices live only while they are made)."""
+    model, model_users, model_items = load_model(settings.models_dir / serving_version)
+    data = to_matrices(ratings, model_users, model_items, settings.als_alpha)
+    als_rows = np.flatnonzero(np.diff(data.likes.indptr) > 0)
+    return pl.concat(fan_out(settings, als_batches(model, data, als_rows, settings.candidate_users_per_batch)))
 
 
 def popular_candidates(con, settings: Settings, ratings: pl.DataFrame, users: np.ndarray) -> pl.DataFrame:
     """The most liked unseen catalogue items for users ALS cannot serve; score = share of the top item's likes."""
     popularity = db.frame(con, "candidates/popularity", {"like_threshold": settings.like_threshold})
     items, likes = popularity["item_id"].to_numpy(), popularity["likes"].to_numpy().astype(float)
-    seen = to_matrices(ratings, users, items, settings.als_alpha).seen
+    seen = to_matrices(ratings.filter(pl.col("user_id").is_in(users)), users, items, settings.als_alpha).seen
     rows = popular_topk(likes, seen, settings.n_candidates)
     scores = np.where(rows >= 0, likes[np.maximum(rows, 0)] / max(likes.max(initial=0), 1), 0.0)
     return long_frame(users, items, rows, scores, np.full((*rows.shape, 1), PAD), "popular")

@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import ctypes
 from pathlib import Path
 
 STATUS = Path("/proc/self/status")
 CLEAR_REFS = Path("/proc/self/clear_refs")
 RESET_PEAK = "5"  # proc(5): writing 5 to clear_refs resets the peak RSS (VmHWM) to the current RSS
+
+
+def release_freed() -> None:
+    """Give memory freed by the last stage back to the system (glibc keeps freed heap for reuse: the next
+    stage's peak would count it). A no-op where the C library has no malloc_trim."""
+    trim = getattr(ctypes.CDLL(None), "malloc_trim", None)
+    if trim is not None:
+        trim(0)
 
 
 def reset_peak() -> bool:

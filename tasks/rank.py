@@ -52,7 +52,7 @@ class BatchOutputs:
 
 def user_batches(con, settings: Settings, batch_size: int | None = None) -> list[list[int]]:
     """Users of this run_date not ranked yet as this run would rank them, in batches (a resumed run skips finished batches)."""
-    params = {"run_date": settings.run_date, "batch_size": batch_size or settings.users_per_batch,
+    params = {"run_date": settings.run_date, "batch_size": batch_size or settings.rank_users_per_batch,
               "ranker": settings.ranker, "k": settings.k}  # fmt: skip
     return db.frame(con, "rank/user_batches", params)["users"].to_list()
 

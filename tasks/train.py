@@ -101,17 +101,22 @@ def fit_als(likes: sp.csr_matrix, settings: Settings) -> AlternatingLeastSquares
     return model
 
 
-def popular_topk(popularity: np.ndarray, seen: sp.csr_matrix, n: int, batch: int = 2048) -> np.ndarray:
-    """Top-n most popular item rows per row of `seen`, excluding seen items (PAD pads short rows)."""
+def popular_topk(popularity: np.ndarray, seen: sp.csr_matrix, n: int, block_cells: int = 1 << 22) -> np.ndarray:
+    """Top-n most popular item rows per row of `seen`, excluding seen items (PAD pads short rows).
+
+    Rows go in blocks of about `block_cells` (rows x items looked at) cells: a user who has seen much
+    of the catalogue makes every row look deep, and a fixed number of rows would then cost gigabytes.
+    """
     order = np.argsort(-popularity, kind="stable")
     depth = min(len(order), n + int(np.diff(seen.indptr).max(initial=0)))
     head = order[:depth]
+    batch = max(1, block_cells // max(depth, 1))
     out = np.full((seen.shape[0], n), PAD, dtype=np.int64)
     for start in range(0, seen.shape[0], batch):
-        block = np.asarray(seen[start : start + batch][:, head].todense()) > 0
-        ranks = np.where(block, depth, np.arange(depth))  # seen items sink to the end
-        chosen = np.sort(ranks, axis=1)[:, :n]
-        out[start : start + batch, : chosen.shape[1]] = np.where(chosen < depth, head[np.minimum(chosen, depth - 1)], PAD)
+        unseen = np.asarray(seen[start : start + batch][:, head].todense()) == 0
+        place = np.cumsum(unseen, axis=1, dtype=np.int32)  # 1-based place of each unseen item in the row's list
+        rows, cols = np.nonzero(unseen & (place <= n))
+        out[start + rows, place[rows, cols] - 1] = head[cols]
     return out
 
 

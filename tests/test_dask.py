@@ -59,8 +59,9 @@ def run_night(home, **runner) -> pl.DataFrame:
 
 
 def test_a_local_cluster_of_two_processes_publishes_what_threads_publish(tmp_path, small_data):
-    threads = run_night(tmp_path / "threads")
-    processes = run_night(tmp_path / "dask", task_runner="dask", dask_workers=2, dask_threads_per_worker=1)
+    batches = {"candidate_users_per_batch": 20}  # candidates and als rank tasks of 20 users: several per worker
+    threads = run_night(tmp_path / "threads", **batches)
+    processes = run_night(tmp_path / "dask", task_runner="dask", dask_workers=2, dask_threads_per_worker=1, **batches)
 
     assert processes.equals(threads)
     assert processes["user_id"].n_unique() == SMALL["gen_users"] and (processes["ranker"] == "als").all()

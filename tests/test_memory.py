@@ -17,3 +17,18 @@ def test_peak_follows_a_stage_allocation_and_resets_after_it():
     after = memory.peak_mib()
     assert during - before >= 250
     assert after < during - 200, "a new stage does not inherit the previous stage's peak"
+
+
+def resident_mib() -> float:
+    status = memory.STATUS.read_text()
+    return next(int(line.split()[1]) / 1024 for line in status.splitlines() if line.startswith("VmRSS:"))
+
+
+def test_memory_a_stage_freed_is_given_back_before_the_next_stage_starts():
+    blocks = [np.ones(1000) for _ in range(100_000)]  # ~800 MiB in small heap chunks, which free() keeps
+    kept = np.ones(10)  # allocated after them: the heap's top stays in use
+    del blocks
+    before = resident_mib()
+    memory.release_freed()
+    assert before - resident_mib() >= 500, "freed heap went back to the system"
+    assert kept.sum() == 10
