@@ -4,8 +4,9 @@
     .venv/bin/python bench/run_cost.py --data interactions.csv --catalog catalog.csv   # one source of your own (e.g. 20M)
 
 Each stage's seconds and peak resident MiB are the figures the flow logs ("ingest: 12.34 s, peak 1,024 MiB — …",
-tasks/memory.py: the flow process's high-water mark, reset before each stage). The whole run's peak is that of
-the `recs run` process (wait4), the Prefect server it starts aside. The machine is shared: the load average
+tasks/memory.py: the flow process's high-water mark, reset before each stage). The whole run's peak is the
+largest of those and of what wait4 reports for the `recs run` process (the Prefect server it starts aside): the
+kernel's own figure counts only since the last reset, so alone it would show the last stages' peak. The machine is shared: the load average
 (1 / 5 / 15 min) is printed before and after each run.
 """
 
@@ -51,7 +52,9 @@ def measure(args: list[str]) -> RunCost:
         output.seek(0)
         text = output.read()
     failure = text.strip().splitlines()[-1] if os.waitstatus_to_exitcode(status) != 0 else None
-    return RunCost(seconds, usage.ru_maxrss / 1024, stage_costs(text), load_before, os.getloadavg(), failure)
+    stages = stage_costs(text)
+    peak = max([usage.ru_maxrss / 1024, *(mib for *_, mib in stages)])
+    return RunCost(seconds, peak, stages, load_before, os.getloadavg(), failure)
 
 
 def load(values: tuple[float, float, float]) -> str:

@@ -5,17 +5,20 @@ from __future__ import annotations
 import ctypes
 from pathlib import Path
 
+import pyarrow
+
 STATUS = Path("/proc/self/status")
 CLEAR_REFS = Path("/proc/self/clear_refs")
 RESET_PEAK = "5"  # proc(5): writing 5 to clear_refs resets the peak RSS (VmHWM) to the current RSS
 
 
 def release_freed() -> None:
-    """Give memory freed by the last stage back to the system (glibc keeps freed heap for reuse: the next
-    stage's peak would count it). A no-op where the C library has no malloc_trim."""
+    """Give memory freed by the last stage back to the system: glibc's heap (malloc_trim, where the C library
+    has it) and Arrow's pool keep freed memory for reuse, and the next stage's peak would count it."""
     trim = getattr(ctypes.CDLL(None), "malloc_trim", None)
     if trim is not None:
         trim(0)
+    pyarrow.default_memory_pool().release_unused()
 
 
 def reset_peak() -> bool:

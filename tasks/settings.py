@@ -43,8 +43,8 @@ class Settings(BaseSettings):
     n_candidates: int = Field(30, ge=1, le=500, description="ALS candidates per user handed to the ranker.")
     like_threshold: float = Field(3.0, description="A rating above this counts as a like.")
     ranker: RankerName = Field("als", description="Ranking backend: als (offline) or llm.")
-    users_per_batch: int = Field(
-        250, ge=1, description="Users per LLM ranking task (fan-out granularity; the als ranker's tasks take candidate_users_per_batch)."
+    users_per_batch: int | None = Field(
+        None, ge=1, description="Users per ranking task (fan-out granularity); empty: 250 for the llm ranker, 2,000 for als.",
     )
     task_runner: Literal["threads", "dask"] = Field(
         "threads", description="Runs the rank tasks: threads of the flow process, or Dask worker processes."
@@ -213,9 +213,9 @@ class Settings(BaseSettings):
 
     @property
     def rank_users_per_batch(self) -> int:
-        """Users per rank task: an LLM batch is paid requests, worth resuming in small steps; the als
-        ranker only sorts, so its tasks take whole candidate batches (hundreds of tiny tasks cost more than the sort)."""
-        return self.users_per_batch if self.ranker == "llm" else self.candidate_users_per_batch
+        """Users per rank task: an LLM batch is paid requests, worth resuming in small steps; the als ranker
+        only sorts, so its tasks are larger (at 120,000 users, 480 tasks of 250 cost 3x the sorting itself)."""
+        return self.users_per_batch or (250 if self.ranker == "llm" else 2_000)
 
     @property
     def models_dir(self) -> Path:

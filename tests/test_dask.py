@@ -59,7 +59,7 @@ def run_night(home, **runner) -> pl.DataFrame:
 
 
 def test_a_local_cluster_of_two_processes_publishes_what_threads_publish(tmp_path, small_data):
-    batches = {"candidate_users_per_batch": 20}  # candidates and als rank tasks of 20 users: several per worker
+    batches = {"candidate_users_per_batch": 20, "users_per_batch": 20}  # candidates and rank tasks: several per worker
     threads = run_night(tmp_path / "threads", **batches)
     processes = run_night(tmp_path / "dask", task_runner="dask", dask_workers=2, dask_threads_per_worker=1, **batches)
 

@@ -20,7 +20,7 @@ pytestmark = pytest.mark.slow
 
 def recs_run(home, **popen) -> subprocess.Popen:
     env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
-    env.update({f"RECS_{k.upper()}": str(v) for k, v in SMALL.items()}, RECS_CANDIDATE_USERS_PER_BATCH="50")
+    env.update({f"RECS_{k.upper()}": str(v) for k, v in SMALL.items()}, RECS_USERS_PER_BATCH="50")
     command = [sys.executable, "-m", "flows.cli", "run", "--home", str(home), "--run-date", RUN_DATE.isoformat()]
     return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **popen)
 
