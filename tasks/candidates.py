@@ -3,6 +3,7 @@ items that drove each score (the evidence every explanation must cite)."""
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -13,6 +14,7 @@ from implicit.cpu.als import AlternatingLeastSquares
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.context import FlowRunContext
+from prefect.futures import PrefectFuture
 from threadpoolctl import threadpool_limits
 
 from tasks import db
@@ -221,12 +223,20 @@ def candidate_batch(settings: Settings, batch: AlsBatch) -> pl.DataFrame:
 
 
 def on_task_runner(settings: Settings, batches: Iterator[AlsBatch]) -> list[pl.DataFrame]:
-    """Every batch's candidates as a task of the flow's task runner, in batch order (in this process when the
-    stage runs outside a flow)."""
+    """Every batch's candidates as a task of the flow's task runner, in batch order, at most
+    `candidate_batches_in_flight` at once (in this process when the stage runs outside a flow).
+
+    Batches are made as they are submitted: all of them at once held a second copy of the matrices
+    (2,381 MiB against 1,747 one by one at 20M ratings)."""
     if FlowRunContext.get() is None:
         return in_process(settings, batches)
-    futures = [candidate_batch.submit(settings, batch) for batch in batches]
-    return [future.result() for future in futures]
+    done: list[pl.DataFrame] = []
+    in_flight: deque[PrefectFuture] = deque()
+    for batch in batches:
+        in_flight.append(candidate_batch.submit(settings, batch))
+        if len(in_flight) >= settings.candidate_batches_in_flight:
+            done.append(in_flight.popleft().result())
+    return done + [future.result() for future in in_flight]
 
 
 @task(name="candidates")

@@ -61,6 +61,10 @@ class Settings(BaseSettings):
     candidate_users_per_batch: int = Field(
         10_000, ge=1, description="Users per candidates task (ALS scores and evidence; fan-out granularity)."
     )
+    candidate_batches_in_flight: int = Field(
+        2, ge=1, description="Candidates batches handed to the task runner at once: each holds its users' rows of the"
+        " matrices and its working arrays (bounds the flow's memory; give a cluster at least its threads).",
+    )
     rank_batches_in_flight: int = Field(
         16, ge=1, description="Rank batches handed to the task runner at once (bounds the flow's memory; give a cluster at least its threads)."
     )
