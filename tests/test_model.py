@@ -14,7 +14,7 @@ from tasks import db
 from tasks.candidates import build_candidates, explain_batch, select_evidence
 from tasks.ingest import ingest_source, resolve_source
 from tasks.settings import Settings
-from tasks.train import latest_ratings, load_interactions, load_model, promotion_decision, to_matrices, train_model
+from tasks.train import PAD, latest_ratings, load_interactions, load_model, popular_topk, promotion_decision, to_matrices, train_model
 
 
 @pytest.fixture
@@ -171,3 +171,21 @@ def test_a_like_taken_back_is_no_like_in_popularity_training_or_history(settings
     assert [h["item_id"] for h in history["liked"][0]] == [20]
     assert [h["item_id"] for h in history["disliked"][0]] == [10]
     assert con.sql("SELECT * FROM likes(3) ORDER BY ALL").fetchall() == [(1, 20), (2, 20)]
+
+
+@pytest.mark.parametrize("block_cells", [1, 7, 1 << 22])
+def test_popular_topk_lists_the_most_popular_unseen_items_in_order_whatever_the_block_size(block_cells):
+    import scipy.sparse as sp
+
+    rng = np.random.default_rng(3)
+    for case in range(25):
+        users, items, n = int(rng.integers(1, 40)), int(rng.integers(1, 30)), int(rng.integers(1, 12))
+        seen = sp.random(users, items, density=rng.random(), format="csr", random_state=case)
+        popularity = rng.integers(0, 4, items).astype(float)  # ties: the lower item row first
+        order = np.argsort(-popularity, kind="stable")
+        dense = seen.toarray() > 0
+        expected = np.full((users, n), PAD, dtype=np.int64)
+        for user in range(users):
+            unseen = [item for item in order if not dense[user, item]][:n]
+            expected[user, : len(unseen)] = unseen
+        np.testing.assert_array_equal(popular_topk(popularity, seen, n, block_cells), expected)
