@@ -81,9 +81,9 @@ def main() -> None:
     if args.mode != "local" or args.workers:
         os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="llm-bench-prefect-"))
         os.environ.update(PREFECT_SERVER_ANALYTICS_ENABLED="false", DO_NOT_TRACK="1")
-        from prefect.testing.utilities import prefect_test_harness
+        from flows.lifeline import temporary_prefect
 
-        harness = prefect_test_harness(server_startup_timeout=180)
+        harness = temporary_prefect()
     else:
         harness = contextlib.nullcontext()
     with harness:

@@ -23,8 +23,8 @@ from isolated_env import isolate_environment  # noqa: E402
 isolate_environment("recs-bench-prefect-", PREFECT_LOGGING_LEVEL="WARNING")
 
 import polars as pl  # noqa: E402
-from prefect.testing.utilities import prefect_test_harness  # noqa: E402
 
+from flows.lifeline import temporary_prefect  # noqa: E402
 from flows.nightly import nightly  # noqa: E402
 from flows.parameters import RunParameters  # noqa: E402
 from odd_data import one_user_dataset  # noqa: E402
@@ -37,7 +37,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     rows = parser.parse_args().rows
-    with tempfile.TemporaryDirectory(prefix="recs-bench-one-user-") as tmp, prefect_test_harness(server_startup_timeout=180):
+    with tempfile.TemporaryDirectory(prefix="recs-bench-one-user-") as tmp, temporary_prefect():
         data, catalog = one_user_dataset(Path(tmp), rows)
         started = time.perf_counter()
         summary = nightly(RunParameters(home=Path(tmp) / "home", data=data, catalog=catalog, run_date=RUN_DATE))

@@ -31,8 +31,8 @@ from isolated_env import isolate_environment  # noqa: E402
 isolate_environment("recs-bench-prefect-", PREFECT_LOGGING_LEVEL="WARNING")
 
 from prefect import flow  # noqa: E402
-from prefect.testing.utilities import prefect_test_harness  # noqa: E402
 
+from flows.lifeline import temporary_prefect  # noqa: E402
 from flows.nightly import nightly  # noqa: E402
 from flows.parameters import RunParameters  # noqa: E402
 from llm_server import OpenAICompatibleServer  # noqa: E402
@@ -54,7 +54,7 @@ def main() -> None:
              "RECS_GEN_RATINGS": args.users * args.ratings_per_user}  # fmt: skip
     home = Path(tempfile.mkdtemp(prefix="recs-bench-rerun-"))
 
-    with prefect_test_harness(server_startup_timeout=180), OpenAICompatibleServer() as server:
+    with temporary_prefect(), OpenAICompatibleServer() as server:
         os.environ.update({name: str(value) for name, value in sizes.items()})
         os.environ.update(OPENAI_BASE_URL=server.base_url, OPENAI_API_KEY="bench-key",
                           RECS_LLM_RPM="100000", RECS_LLM_TPM="100000000", RECS_LLM_CONCURRENCY="4")  # fmt: skip

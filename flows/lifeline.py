@@ -1,9 +1,10 @@
-"""Prefect's local (ephemeral) API server dies with the process that started it, even by kill -9.
+"""Prefect's local API servers die with the process that started them, even by kill -9.
 
-Prefect starts that server as a child process and stops it from an exit handler, which a kill -9
-(or an OOM kill) never runs: the ~240 MiB server would live on. `start_local_prefect` starts it
-up front and hands its pid to a small watcher process (`python -m flows.lifeline PARENT CHILD`)
-that stops it once the parent is gone.
+Prefect starts its ephemeral server (and the test harness its temporary one) as a child process
+and stops it from an exit handler, which a kill -9, an OOM kill or a plain SIGTERM never runs: the
+~240 MiB server would live on. `start_local_prefect` and `temporary_prefect` hand the server's pid
+to a small watcher process (`python -m flows.lifeline PARENT CHILD`) that stops it once the parent
+is gone.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 POLL_SECONDS = 0.5
@@ -32,6 +35,23 @@ def start_local_prefect() -> None:
     server.start()
     atexit.unregister(server.stop)  # stop_local_prefect runs after the exit handlers that still log to it
     _started.append(server)
+    tie_to_this_process(server)
+
+
+@contextmanager
+def temporary_prefect(startup_timeout: int = 180) -> Iterator[None]:
+    """Prefect's test harness (a temporary API server and database, for tests and benchmarks) whose server
+    dies with this process: the harness itself stops it only when its block exits normally."""
+    from prefect.server.api.server import SubprocessASGIServer
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=startup_timeout):
+        tie_to_this_process(SubprocessASGIServer())  # the harness registers its server as the default instance
+        yield
+
+
+def tie_to_this_process(server: Any) -> None:
+    """Start a watcher that stops `server`'s process (a started SubprocessASGIServer) once this process is gone."""
     if server.server_process is not None:
         subprocess.Popen(
             [sys.executable, "-m", "flows.lifeline", str(os.getpid()), str(server.server_process.pid)],

@@ -44,8 +44,8 @@ def ml100k() -> Path:
 
 @pytest.fixture(scope="session")
 def prefect_server():
-    """One temporary Prefect API for every flow-running test of the session."""
-    from prefect.testing.utilities import prefect_test_harness
+    """One temporary Prefect API for every flow-running test of the session (gone with the session, even a killed one)."""
+    from flows.lifeline import temporary_prefect
 
-    with prefect_test_harness(server_startup_timeout=180):
+    with temporary_prefect():
         yield

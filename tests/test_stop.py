@@ -131,14 +131,25 @@ def test_kill_9_while_the_llm_ranks_keeps_the_answers_received_and_the_rerun_doe
     assert partition_dir(tmp_path / "recommendations", RUN_DATE).joinpath("data.parquet").exists()
 
 
-def test_kill_9_takes_the_local_prefect_server_with_it(tmp_path):
-    victim = recs_run(tmp_path)
+def prefect_server_left_by_kill_9(victim: subprocess.Popen, ready: str) -> set[int]:
+    """SIGKILL `victim` once it printed a line containing `ready`; its child processes still alive 15 s later."""
     for line in victim.stdout:
-        if "Beginning flow run" in line:
+        if ready in line:
             break
     processes = descendants(victim.pid)
-    assert processes, "the local Prefect server runs as a child"
+    assert processes, "the Prefect server runs as a child"
     victim.send_signal(signal.SIGKILL)
     victim.wait(timeout=30)
+    return wait_gone(processes, 15)
 
-    assert wait_gone(processes, 15) == set(), "no Prefect server outlives a killed run"
+
+def test_kill_9_takes_the_local_prefect_server_with_it(tmp_path):
+    assert prefect_server_left_by_kill_9(recs_run(tmp_path), "Beginning flow run") == set(), "no Prefect server outlives a killed run"
+
+
+def test_a_killed_process_takes_its_temporary_prefect_server_with_it():
+    """The temporary server of the tests' and benchmarks' Prefect harness (flows.lifeline.temporary_prefect)."""
+    environment = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
+    code = "import time\nfrom flows.lifeline import temporary_prefect\nwith temporary_prefect():\n    print('harness-ready', flush=True)\n    time.sleep(600)\n"
+    victim = subprocess.Popen([sys.executable, "-c", code], env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    assert prefect_server_left_by_kill_9(victim, "harness-ready") == set(), "no temporary Prefect server outlives a killed process"
