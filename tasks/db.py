@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from functools import cache
@@ -14,6 +15,7 @@ import polars as pl
 from tasks.settings import Settings
 
 SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
+_OPEN_CLOSE = threading.Lock()  # see opened()
 
 
 @cache
@@ -23,22 +25,33 @@ def sql(name: str) -> str:
 
 
 @contextmanager
+def opened(path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A connection to the DuckDB file `path`, closed afterwards. Opening and closing are one at a time in the process:
+    DuckDB 2.0 fails a connect racing another thread's close of the last connection to the same file ("Unique file
+    handle conflict": the closing database still holds the file), as parallel rank tasks in threads do."""
+    with _OPEN_CLOSE:
+        con = duckdb.connect(str(path))
+    try:
+        yield con
+    finally:
+        with _OPEN_CLOSE:
+            con.close()
+
+
+@contextmanager
 def connect(where: Path | Settings) -> Iterator[duckdb.DuckDBPyConnection]:
     """Open a DuckDB file with the schema in place; close it afterwards. Given the run's settings: its home's file,
     with the settings' memory limit and spill directory (a plain path: DuckDB's defaults, for scratch files)."""
     db_path = where.db_path if isinstance(where, Settings) else where
     db_path.parent.mkdir(parents=True, exist_ok=True)
-    con = duckdb.connect(str(db_path))
-    if isinstance(where, Settings):
-        run(con, "connection/memory_limit", {"memory_limit": where.duckdb_memory_limit})
-        spill_dir = str(where.duckdb_spill_dir)
-        if scalar(con, "connection/temp_directory_now") != spill_dir:  # once it has spilled, DuckDB refuses any SET of it
-            run(con, "connection/temp_directory", {"temp_directory": spill_dir})
-    try:
+    with opened(db_path) as con:
+        if isinstance(where, Settings):
+            run(con, "connection/memory_limit", {"memory_limit": where.duckdb_memory_limit})
+            spill_dir = str(where.duckdb_spill_dir)
+            if scalar(con, "connection/temp_directory_now") != spill_dir:  # once it has spilled, DuckDB refuses any SET of it
+                run(con, "connection/temp_directory", {"temp_directory": spill_dir})
         con.execute(sql("schema"))
         yield con
-    finally:
-        con.close()
 
 
 @contextmanager

@@ -2,12 +2,13 @@
 
 Every format is read by DuckDB's readers with the lines they cannot take recorded (so a bad row keeps its exact line
 number; a line that cannot be decoded or is too long is quarantined, never guessed at), split into text fields, typed
-and judged in SQL; usable rows are loaded, the rest quarantined with a reason. An interactions file is first checked in
-one pass over its plainly typed rows: when every row is plain and no key repeats (the common file), DuckDB's typed CSV
-reader loads it straight into `interactions`; otherwise its rows are classified one by one into a staging table. A
-source's files are staged and checked before anything joins the history: a file quarantining more than
-`max_quarantined_share` of its rows is refused whole (`rejected_files`). A file whose content was loaded before is
-skipped (hashed while DuckDB reads it). A home keeps the one source it was built from (`home_source`)."""
+and judged in SQL; usable rows are loaded, the rest quarantined with a reason. An interactions file is first loaded
+in one pass as plainly typed rows, then checked from the table (limits, repeated keys). A file with a row that is not
+plain or breaks a check is ingested again from the start (`Attempt`), its rows classified one by one into a staging
+table; one whose rows overlap earlier loads in time is loaded again leaving out the rows those hold. A source's files are staged and checked before anything joins
+the history: a file quarantining more than `max_quarantined_share` of its rows is refused whole (`rejected_files`). A
+file whose content was loaded before is skipped (hashed while DuckDB reads it). A home keeps the one source it was
+built from (`home_source`)."""
 
 from __future__ import annotations
 
@@ -18,13 +19,12 @@ import tempfile
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from functools import partial
 from pathlib import Path
 
 import duckdb
-import polars as pl
 from prefect import task
 
 from tasks.db import connect, frame, run, scalar, transaction, view
@@ -33,7 +33,6 @@ from tasks.source import RATING_RANGE, CatalogFile, InteractionsFile, Source, de
 from tasks.generate import write_dataset
 from tasks.settings import Settings
 
-PLAIN_TYPES = {"user_id": "BIGINT", "item_id": "BIGINT", "rating": "DOUBLE", "ts": "BIGINT"}  # a plain file, as DuckDB's reader types it
 STAGED_TABLE = "classified_interactions"  # the materialised classified rows of an interactions file with a problem row
 _READS = itertools.count()  # each read's rejects go to a table of their own (DuckDB appends to an existing one)
 
@@ -75,10 +74,12 @@ class IngestReport:
     catalog_rows_loaded: int = 0
     catalog_rows_quarantined: int = 0
     catalog_titles_changed: int = 0
+    row_by_row: bool = False  # the interactions rows were classified one by one (a row not plain), not loaded in one pass
 
     def __str__(self) -> str:
         return (
-            f"{self.rows_loaded:,} of {self.rows_read:,} interaction rows loaded, {self.rows_quarantined:,} quarantined,"
+            f"{self.rows_loaded:,} of {self.rows_read:,} interaction rows loaded"
+            f" ({'classified row by row' if self.row_by_row else 'in one pass'}), {self.rows_quarantined:,} quarantined,"
             f" {self.rows_converted:,} converted (see ingest_notes);"
             f" catalogue {self.catalog_rows_loaded:,} loaded, {self.catalog_rows_quarantined:,} quarantined,"
             f" {self.catalog_titles_changed:,} titles changed;"
@@ -86,9 +87,30 @@ class IngestReport:
         )
 
 
-class HashFirst(Exception):
-    """DuckDB failed reading a file before its hash was known (which aborts the transaction): ingest it again, hashing
-    each file before reading it."""
+@dataclass(frozen=True)
+class Span:
+    """The plain rows of an interactions file: how many, and their time span."""
+
+    rows: int
+    first_ts: datetime
+    last_ts: datetime
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """How one attempt at a source reads its files; each retry sets one more field."""
+
+    hash_first: bool = False  # hash each file before reading it (it may be loaded already, or mix line ends)
+    row_by_row: bool = False  # classify every interactions row (the file has a row that is not plain)
+    overlap: Span | None = None  # the plain rows of the file, found to overlap earlier loads in time: compare to those
+
+
+class Retry(Exception):
+    """The attempt cannot finish (its transaction is rolled back): ingest the source again as `attempt`."""
+
+    def __init__(self, attempt: Attempt) -> None:
+        super().__init__(attempt)
+        self.attempt = attempt
 
 
 class FileRejected(InputError):
@@ -151,22 +173,25 @@ def lf_copy(path: Path, directory: Path) -> Path:
 
 
 def ingest_source(
-    con: duckdb.DuckDBPyConnection, source: Source, limits: Limits | None = None, identity: tuple[str, str] | None = None
+    con: duckdb.DuckDBPyConnection, source: Source, limits: Limits | None = None, identity: tuple[str, str] | None = None,
+    attempt: Attempt = Attempt(),
 ) -> IngestReport:
     """Stage and check the catalogue (if any) and the interactions, then commit both together; skip files loaded before.
 
     A file failing its own checks raises FileRejected: nothing of this source is loaded, the refusal is recorded.
-    `identity` (kind, location) is recorded as the home's source with the first load.
+    `identity` (kind, location) is recorded as the home's source with the first load. `attempt`: how the first attempt
+    reads (Attempt(row_by_row=True): classify every row, the path a file with a problem row takes).
     """
     limits = limits or Limits.of(Settings())
-    try:
-        return _ingest_source(con, source, limits, identity, hash_first=False)
-    except HashFirst:
-        return _ingest_source(con, source, limits, identity, hash_first=True)
+    while True:
+        try:
+            return _ingest_source(con, source, limits, identity, attempt)
+        except Retry as retry:
+            attempt = retry.attempt
 
 
 def _ingest_source(
-    con: duckdb.DuckDBPyConnection, source: Source, limits: Limits, identity: tuple[str, str] | None, hash_first: bool
+    con: duckdb.DuckDBPyConnection, source: Source, limits: Limits, identity: tuple[str, str] | None, attempt: Attempt
 ) -> IngestReport:
     report = IngestReport()
     loaded_at = datetime.now(timezone.utc).replace(tzinfo=None)
@@ -175,16 +200,18 @@ def _ingest_source(
         with transaction(con):
             if catalog is not None:
                 stage_catalog = partial(_stage_catalog, con, catalog, limits)
-                counts = _load_file(con, catalog.path, "catalog", stage_catalog, loaded_at, limits, hash_first=hash_first)
+                counts = _load_file(con, catalog.path, "catalog", stage_catalog, loaded_at, limits, attempt)
                 if counts:
                     _, report.catalog_rows_loaded, report.catalog_rows_quarantined, report.catalog_titles_changed = counts
                 report.files_loaded += counts is not None
                 report.files_skipped += counts is None
-            stage = partial(_stage_interactions, con, source.interactions, catalog is not None, limits)
-            counts = _load_file(con, source.interactions.path, "interactions", stage, loaded_at, limits,
-                                text=not source.interactions.is_parquet, hash_first=hash_first)
+            load = Load(str(source.interactions.path.resolve()), loaded_at)
+            stage = partial(_stage_interactions, con, source.interactions, catalog is not None, limits, attempt, load)
+            counts = _load_file(con, source.interactions.path, "interactions", stage, loaded_at, limits, attempt,
+                                text=not source.interactions.is_parquet)
             if counts:
                 report.rows_read, report.rows_loaded, report.rows_quarantined, report.rows_converted = counts
+                report.row_by_row = attempt.row_by_row
             report.files_loaded += counts is not None
             report.files_skipped += counts is None
             if identity and report.files_loaded:
@@ -199,38 +226,40 @@ def _ingest_source(
 
 @dataclass(frozen=True)
 class Staged:
-    """A file's classified rows, staged: the relation holding them (a view read again to load, or a table) and its counts."""
+    """A file's rows, staged: the table of its classified rows and their counts, or (`loaded` set) the count its plain
+    rows added to interactions already."""
 
     relation: str
     rows_read: int
     rows_quarantined: int
     first_ts: datetime | None = None  # the time span of its usable interaction rows (bounds the anti-join)
     last_ts: datetime | None = None
+    loaded: int | None = None
 
 
 def _load_file(
     con: duckdb.DuckDBPyConnection, path: Path, kind: str, stage: Callable[[Path], Staged], loaded_at: datetime,
-    limits: Limits, text: bool = True, hash_first: bool = False,
+    limits: Limits, attempt: Attempt, text: bool = True,
 ) -> tuple[int, int, int, int] | None:
     """Stage, check, load and quarantine one file: (read, loaded, quarantined, converted or titles changed), None if seen before.
 
-    The file is hashed in a thread while DuckDB reads it, unless `hash_first` or the same path was loaded before (then
-    probably the same content again: hashed first, nothing read when it was). A text file mixing CRLF and LF line ends
-    is read from an LF copy in a temporary directory (kept while its rows are read)."""
+    The file is hashed in a thread while DuckDB reads it, unless `attempt.hash_first` or the same path was loaded before
+    (then probably the same content again: hashed first, nothing read when it was); when the hash says the file was
+    loaded before or it mixes line ends, the source is ingested again hashing first. A text file mixing CRLF and LF line
+    ends is read from an LF copy in a temporary directory (DuckDB's reader fails on such a file or splits it wrongly)."""
     source = str(path.resolve())
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-hash") as pool:
         scanning = pool.submit(scan_file, path)
-        hashed_first = hash_first or scalar(con, "ingest/source_loaded", {"source": source})
-        return _load_scanned(con, path, source, kind, stage, loaded_at, limits, text, scanning, hashed_first)
+        known = attempt.hash_first or scalar(con, "ingest/source_loaded", {"source": source})
+        return _load_scanned(con, path, source, kind, stage, loaded_at, limits, text, scanning, attempt, known)
 
 
 def _load_scanned(
     con: duckdb.DuckDBPyConnection, path: Path, source: str, kind: str, stage: Callable[[Path], Staged],
-    loaded_at: datetime, limits: Limits, text: bool, scanning: Future[FileScan], known: bool,
+    loaded_at: datetime, limits: Limits, text: bool, scanning: Future[FileScan], attempt: Attempt, known: bool,
 ) -> tuple[int, int, int, int] | None:
-    """_load_file's body, given the file's scan, `known` before the file is read or looked at only afterwards: then
-    restarted when the scan says the file was loaded before or mixes line ends (read from an LF copy: DuckDB's reader
-    fails on such a file or splits it wrongly)."""
+    """_load_file's body, given the file's scan, `known` before the file is read or looked at only afterwards."""
+    again_hashing_first = Retry(replace(attempt, hash_first=True))
     if known and scalar(con, "ingest/file_seen", {"sha256": scanning.result().sha256}):
         return None
     with readable(path, known and text and scanning.result().mixed_line_ends) as read_path:
@@ -238,13 +267,14 @@ def _load_scanned(
             staged = stage(read_path)
         except duckdb.InvalidInputException as error:  # e.g. a carriage return inside a line: no line structure to quarantine by
             if not known:  # DuckDB aborted the transaction; the file may mix line ends, or be loaded already
-                raise HashFirst from None
+                raise again_hashing_first from None
             reason = f"DuckDB's CSV reader cannot split it into lines: {str(error).splitlines()[0]}"
             raise FileRejected(path, scanning.result().sha256, reason) from None
+        except Retry as retry:  # its plain rows could not be loaded: it, too, may mix line ends or be loaded already
+            raise Retry(replace(retry.attempt, hash_first=True)) from None
         scan = scanning.result()
         if not known and (text and scan.mixed_line_ends or scalar(con, "ingest/file_seen", {"sha256": scan.sha256})):
-            run(con, "ingest/drop_classified")
-            return _load_scanned(con, path, source, kind, stage, loaded_at, limits, text, scanning, known=True)
+            raise again_hashing_first
         sha, classified = scan.sha256, staged.relation
         rows_read, rows_quarantined = staged.rows_read, staged.rows_quarantined
         _check_quarantined_share(con, path, sha, classified, rows_read, rows_quarantined, limits.max_quarantined_share)
@@ -252,7 +282,7 @@ def _load_scanned(
             extra = _check_title_changes(con, path, sha, limits.max_title_change_share)
             rows_loaded = scalar(con, "ingest/upsert_catalog", {"source": source})
         else:
-            rows_loaded = scalar(con, "ingest/load_interactions", {
+            rows_loaded = staged.loaded if staged.loaded is not None else scalar(con, "ingest/load_interactions", {
                 "classified": classified, "source": source, "loaded_at": loaded_at, "first_ts": staged.first_ts, "last_ts": staged.last_ts,
             })  # fmt: skip
             run(con, "ingest/synthesize_catalog", {"source": source, "loaded_at": loaded_at})
@@ -336,54 +366,78 @@ def _stage_catalog(con: duckdb.DuckDBPyConnection, catalog: CatalogFile, limits:
 
 
 @dataclass(frozen=True)
-class PlainCheck:
-    """What one pass over a file's plainly typed rows found (ingest/plain_keys: a key hash per plain row, its timestamp)."""
+class Load:
+    """The rows one load inserts into interactions carry its file and time."""
 
-    rows_read: int
-    not_plain: int
-    repeats: int  # plain rows whose key hash another plain row has too
-    first_ts: datetime | None  # the time span of the plain rows
-    last_ts: datetime | None
+    source: str
+    loaded_at: datetime
 
-    @classmethod
-    def of(cls, keys: pl.DataFrame) -> PlainCheck:
-        plain = keys.filter(pl.col("key").is_not_null())
-        return cls(keys.height, keys.height - plain.height, plain.height - plain["key"].n_unique(), plain["ts"].min(), plain["ts"].max())
+    def params(self) -> dict[str, str | datetime]:
+        return {"source": self.source, "loaded_at": self.loaded_at}
 
 
 def _stage_interactions(
-    con: duckdb.DuckDBPyConnection, file: InteractionsFile, check_catalog: bool, limits: Limits, read_path: Path
+    con: duckdb.DuckDBPyConnection, file: InteractionsFile, check_catalog: bool, limits: Limits, attempt: Attempt,
+    load: Load, read_path: Path,
 ) -> Staged:
-    """The rows of the file (read from `read_path`), checked in one pass (ingest/plain_keys): a file whose rows are all
-    plain and distinct, no line of which was rejected, stays a view (`typed_rows`: DuckDB's typed CSV read; a Parquet
-    file's `plain_rows`) loaded by reading it once more, nothing materialised; any other is classified row by row into
-    `classified_interactions` with its duplicates, exact line numbers, raw lines and rejected lines."""
+    """The file's rows (read from `read_path`): its plain rows loaded in one pass, or (`attempt.row_by_row`) classified."""
     expected_fields = 4 if file.is_parquet else _expected_fields(file)
-    read = {"expected_fields": expected_fields, "delimiter": file.delimiter, "encoding": file.encoding,
-            "max_line_bytes": limits.max_line_bytes, "rejects_table": f"row_rejects_{next(_READS)}"}  # fmt: skip
+    read = {"delimiter": file.delimiter, "encoding": file.encoding, "max_line_bytes": limits.max_line_bytes,
+            "rejects_table": f"row_rejects_{next(_READS)}"}  # fmt: skip
+    columns = {_field_name(file, position): "VARCHAR" for position in range(1, expected_fields + 1)}
+    text = {"path": str(read_path), "columns": columns, "header_lines": file.header_lines, **read}
     if file.is_parquet:
         rating_column = "rating" if file.rating_range == RATING_RANGE else "weight"
         view(con, "staged_interactions", "ingest/stage_parquet_interactions", {"path": str(read_path), "rating_column": rating_column})
         run(con, "ingest/no_rejected_lines")
+    elif not attempt.row_by_row:
+        view(con, "staged_interactions", "ingest/plain_csv_fields", text)
     else:
-        columns = {_field_name(file, position): "VARCHAR" for position in range(1, expected_fields + 1)}
-        staged = {"path": str(read_path), "columns": columns, "header_lines": file.header_lines, **read}
-        view(con, "staged_interactions", "ingest/stage_csv_interactions", staged)
+        view(con, "staged_interactions", "ingest/stage_csv_interactions", {**text, "expected_fields": expected_fields})
     checks = {"rating_min": file.rating_range[0], "rating_max": file.rating_range[1], "check_catalog": check_catalog,
               "min_ts": limits.min_ts, "max_ts": limits.max_ts}  # fmt: skip
-    view(con, "plain_rows", "ingest/plain_interactions", checks)
-    check = PlainCheck.of(frame(con, "ingest/plain_keys"))
-    if not file.is_parquet:
-        run(con, "ingest/rejected_lines", {k: read[k] for k in ("expected_fields", "delimiter", "encoding", "max_line_bytes", "rejects_table")})
-    if not (check.not_plain or check.repeats or scalar(con, "ingest/rejected_with_reason", {"header_lines": file.header_lines})):
-        if file.is_parquet:
-            return Staged("plain_rows", check.rows_read, 0, check.first_ts, check.last_ts)
-        typed = {name: PLAIN_TYPES.get(name, "VARCHAR") for name in columns}
-        params = {k: staged[k] for k in ("path", "header_lines", "delimiter", "encoding", "max_line_bytes")}
-        view(con, "typed_rows", "ingest/typed_csv_interactions", {**params, "columns": typed, "rejects_table": f"row_rejects_{next(_READS)}"})
-        return Staged("typed_rows", check.rows_read, 0, check.first_ts, check.last_ts)
+    rejects = None if file.is_parquet else {**read, "expected_fields": expected_fields}
+    if not attempt.row_by_row:
+        return _load_plain(con, rejects, checks, attempt, load)
+    return _classify(con, file, read_path, rejects, checks)
+
+
+def _load_plain(
+    con: duckdb.DuckDBPyConnection, rejects: dict | None, checks: dict, attempt: Attempt, load: Load
+) -> Staged:
+    """Insert the staged rows into interactions as plainly typed rows, then check them from the table: no line rejected
+    (`rejects`: the CSV read's parameters), all within the limits (`checks`), no key repeated. Retry row by row when a
+    row is not plain or a check fails, and comparing with earlier rows when some are in the file's time span (a
+    retry's transaction starts afresh: nothing of this attempt stays)."""
+    row_by_row, span = Retry(replace(attempt, row_by_row=True)), attempt.overlap
+    view(con, "plain_rows", "ingest/plain_interactions")
+    try:
+        bounds = {"first_ts": span and span.first_ts, "last_ts": span and span.last_ts}
+        loaded = scalar(con, "ingest/insert_plain", {**load.params(), **bounds})
+    except (duckdb.InvalidInputException, duckdb.ConversionException, duckdb.ConstraintException) as error:
+        raise row_by_row from error  # a row that is not plain, or (a home from before issue 14) a key loaded before
+    if rejects is not None:
+        run(con, "ingest/rejected_lines", rejects)
+        if scalar(con, "ingest/rejected_with_reason", {"header_lines": 0}):
+            raise row_by_row
+    ((first_ts, last_ts, within_limits),) = run(con, "ingest/loaded_facts", {**checks, **load.params()})
+    if not within_limits or frame(con, "ingest/loaded_keys", load.params())["key"].n_unique() < loaded:
+        raise row_by_row  # (a hash collision, too, is classified row by row)
+    if span is None and loaded and scalar(con, "ingest/earlier_rows_in_span", {**load.params(), "first_ts": first_ts, "last_ts": last_ts}):
+        raise Retry(replace(attempt, overlap=Span(loaded, first_ts, last_ts)))
+    return Staged("interactions", span.rows if span else loaded, 0, first_ts, last_ts, loaded=loaded)
+
+
+def _classify(
+    con: duckdb.DuckDBPyConnection, file: InteractionsFile, read_path: Path, rejects: dict | None, checks: dict
+) -> Staged:
+    """The staged rows classified row by row into `classified_interactions`, with their duplicates, exact line numbers,
+    raw lines and (`rejects`: the CSV read's parameters) rejected lines."""
+    expected_fields = 4 if rejects is None else rejects["expected_fields"]
     view(con, "classified_rows", "ingest/classify_interactions", {"expected_fields": expected_fields, **checks})
     run(con, "ingest/stage_classified")
+    if rejects is not None:
+        run(con, "ingest/rejected_lines", rejects)
     run(con, "ingest/mark_duplicates")
     if scalar(con, "ingest/quarantined_count"):
         run(con, "ingest/raw_lines_of_reasons")

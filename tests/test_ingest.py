@@ -43,8 +43,9 @@ def test_same_file_twice_adds_nothing_and_a_new_file_appends(con, tmp_path):
     assert (again.files_skipped, table_count(con, "interactions")) == (1, 2)
 
     overlapping = write(tmp_path / "b.csv", "user_id,item_id,rating,timestamp\n1,10,5,978300000\n3,11,4,978300002\n")
-    ingest_source(con, detect_source(overlapping))
+    report = ingest_source(con, detect_source(overlapping))
     assert table_count(con, "interactions") == 3, "the shared row (same user, item, timestamp) is not duplicated"
+    assert (report.rows_read, report.rows_loaded, report.row_by_row) == (2, 1, False)
 
 
 def test_unusable_rows_are_quarantined_with_line_and_reason(con, tmp_path):

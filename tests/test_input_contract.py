@@ -333,3 +333,43 @@ def test_renamed_titles_are_counted_and_renaming_most_of_the_catalogue_is_refuse
     with pytest.raises(FileRejected, match="renames 3 of the 4 items .*another --home, or --replace-source"):
         ingest_source(con, detect_source(ratings, small_catalog(tmp_path, other)))
     assert con.sql("SELECT title FROM catalog WHERE item_id = 1").fetchall() == [("Heat (1995)",)]
+
+
+# --- one pass for the plain file, row by row for any other: the same result ---------------------------------------
+
+ODD_FIELDS = ["61.5", "1.0", "1e2", "1E2", "0x10", "0b11", "1_000", "+3", "-3", " 3", "3 ", "3\t", "03", "", '"3"', "3.",
+              ".5", "nan", "inf", "-inf", "9223372036854775808", "١٢", "1,5", "4.5", "0", "6"]  # fmt: skip
+ODD_TIMESTAMPS = [str(TS * 1000), str(TS * 1_000_000), str(TS * 1_000_000_000), f"{TS}.5", f"{TS}.0", f"{TS}e0",
+                  "2000-12-31T22:12:40", "-1", "0", "99999999999", "100000000000", f"0{TS}", f"+{TS}", f" {TS}"]  # fmt: skip
+
+
+def rows_and_quarantine(home: Path, data: Path, **attempt) -> tuple[tuple[list, list, tuple], bool]:
+    """(interactions, quarantine, report counts) after ingesting `data` into a new home; whether it went row by row."""
+    from tasks.ingest import Attempt
+
+    with connect(home / "recs.duckdb") as con:
+        report = ingest_source(con, detect_source(data), limits(max_quarantined_share=1.0), attempt=Attempt(**attempt))
+        return (
+            con.sql("SELECT user_id, item_id, rating, ts FROM interactions ORDER BY ALL").fetchall(),
+            con.sql("SELECT row_number, reason, raw FROM quarantine ORDER BY ALL").fetchall(),
+            (report.rows_read, report.rows_loaded, report.rows_quarantined, report.rows_converted),
+        ), report.row_by_row
+
+
+@pytest.mark.parametrize("field", ["user_id", "item_id", "rating", "timestamp"])
+def test_a_file_with_one_odd_value_loads_exactly_as_classified_row_by_row(tmp_path, field):
+    """The plain file's one-pass load (DuckDB's reader parses leniently: '61.5' as 62, '1e2' as 100) gives exactly the
+    rows and quarantine the row-by-row classification gives, whatever one odd value a file holds."""
+    good = [(1, 10, 4, TS), (2, 11, 3, TS + 1), (3, 10, 5, TS + 2)]
+    plain = write(tmp_path / "plain.csv", HEADER + "".join(",".join(map(str, r)) + "\n" for r in good))
+    assert rows_and_quarantine(tmp_path / "plain", plain)[1] is False, "a plain file loads in one pass"
+    odd_values = ODD_TIMESTAMPS + ["", "x", "1.5"] if field == "timestamp" else ODD_FIELDS
+    position = ["user_id", "item_id", "rating", "timestamp"].index(field)
+    for n, value in enumerate(odd_values):
+        row = [str(v) for v in (4, 12, 4, TS + 3)]
+        row[position] = value
+        data = write(tmp_path / f"{field}-{n}.csv", HEADER + "".join(",".join(map(str, r)) + "\n" for r in good) + ",".join(row) + "\n")
+        one_pass, _ = rows_and_quarantine(tmp_path / f"one-pass-{n}", data)
+        by_row, classified = rows_and_quarantine(tmp_path / f"row-by-row-{n}", data, row_by_row=True)
+        assert classified and one_pass == by_row, f"{field} {value!r}"
+        assert len(one_pass[0]) + len(one_pass[1]) == 4, f"{field} {value!r}: every row loaded or quarantined"
