@@ -2,13 +2,13 @@
 
 Every format is read by DuckDB's readers with the lines they cannot take recorded (so a bad row keeps its exact line
 number; a line that cannot be decoded or is too long is quarantined, never guessed at), split into text fields, typed
-and judged in SQL; usable rows are loaded, the rest quarantined with a reason. An interactions file is first loaded
-in one pass as plainly typed rows, then checked from the table (limits, repeated keys). A file with a row that is not
-plain or breaks a check is ingested again from the start (`Attempt`), its rows classified one by one into a staging
-table; one whose rows overlap earlier loads in time is loaded again leaving out the rows those hold. A source's files are staged and checked before anything joins
-the history: a file quarantining more than `max_quarantined_share` of its rows is refused whole (`rejected_files`). A
-file whose content was loaded before is skipped (hashed while DuckDB reads it). A home keeps the one source it was
-built from (`home_source`)."""
+and judged in SQL; usable rows are loaded, the rest quarantined with a reason. An interactions file is first loaded in
+one pass as plainly typed rows, then checked from the table (limits, repeated keys). A file with a row that is not plain
+or breaks a check is ingested again from the start (`Attempt`), its rows classified one by one into a staging table; one
+whose rows overlap earlier loads in time is loaded again leaving out the rows those hold. A source's files are staged
+and checked before anything joins the history: a file quarantining more than `max_quarantined_share` of its rows is
+refused whole (`rejected_files`). A file whose content was loaded before is skipped (hashed while DuckDB reads it). A
+home keeps the one source it was built from (`home_source`)."""
 
 from __future__ import annotations
 
