@@ -36,7 +36,7 @@ def known_pairs(holdout: Holdout) -> pl.DataFrame:
 def stored_candidates(con, candidates: pl.DataFrame, settings: Settings, model_version: str) -> pl.DataFrame:
     """Store `candidates` as settings.run_date's in `con` and read them back as the rank stage does."""
     store_candidates(con, candidates, settings, model_version)
-    params = {"run_date": settings.run_date, "user_ids": candidates["user_id"].unique().to_list()}
+    params = {"run_date": settings.run_date, "user_ids": candidates["user_id"].unique().to_list(), "max_rank": None}
     return db.frame(con, "rank/batch_candidates", params)
 
 

@@ -57,16 +57,18 @@ def user_batches(con, settings: Settings, batch_size: int | None = None) -> list
     return db.frame(con, "rank/user_batches", params)["users"].to_list()
 
 
-def batch_candidates(con, settings: Settings, user_ids: list[int]) -> pl.DataFrame:
-    """The candidates of a batch of users, with titles and evidence titles (rank/batch_candidates.sql)."""
-    return db.frame(con, "rank/batch_candidates", {"run_date": settings.run_date, "user_ids": user_ids})
+def batch_candidates(con, settings: Settings, user_ids: list[int], ranker: str) -> pl.DataFrame:
+    """The candidates of a batch of users, with titles and evidence titles (rank/batch_candidates.sql), as deep as
+    `ranker` reads them: the als ranker keeps the top K in ALS order, the llm ranker re-orders them all."""
+    max_rank = settings.k if ranker == AlsRanker.name else None
+    return db.frame(con, "rank/batch_candidates", {"run_date": settings.run_date, "user_ids": user_ids, "max_rank": max_rank})
 
 
 def read_batch(con, settings: Settings, user_ids: list[int], admitted: set[int] | None,
                unreferenced: dict[str, tuple] | None = None, keep_answer: Callable[[dict], None] | None = None) -> BatchInputs:
     """A batch's inputs, read by the flow process (llm: see rankers/llm.py read_inputs)."""
     llm_inputs = llm.read_inputs(con, settings, user_ids, admitted, unreferenced, keep_answer) if settings.ranker == "llm" else None
-    return BatchInputs(user_ids, batch_candidates(con, settings, user_ids), llm_inputs)
+    return BatchInputs(user_ids, batch_candidates(con, settings, user_ids, settings.ranker), llm_inputs)
 
 
 def rank_inputs(settings: Settings, inputs: BatchInputs) -> BatchOutputs:
@@ -115,7 +117,7 @@ def count_progress(outputs: LlmOutputs) -> None:
 
 def rank_users(con, settings: Settings, ranker: Ranker, user_ids: list[int]) -> pl.DataFrame:
     """Rank one batch of users in this process with `ranker` and store the result (tests, benchmarks)."""
-    ranked = ranker.rank(batch_candidates(con, settings, user_ids), settings.k)
+    ranked = ranker.rank(batch_candidates(con, settings, user_ids, ranker.name), settings.k)
     with db.transaction(con):
         store_ranked(con, settings, user_ids, ranked)
     return ranked

@@ -1,9 +1,10 @@
 -- The candidates of a batch of users with display titles (schema.sql) of the items and of
 -- their evidence (in evidence order), and the first genre of the item that the lead evidence
--- item shares (catalogue genres of at most 40 characters).
+-- item shares (catalogue genres of at most 40 characters). Only the first $max_rank in ALS order when that is set
+-- (the als ranker keeps the top K; the llm ranker re-orders them all).
 WITH batch AS (
     SELECT * FROM candidates
-    WHERE run_date = $run_date AND user_id IN (SELECT unnest($user_ids))
+    WHERE run_date = $run_date AND user_id IN (SELECT unnest($user_ids)) AND ($max_rank IS NULL OR als_rank <= $max_rank)
 ),
 evidence AS (
     SELECT user_id, item_id,
