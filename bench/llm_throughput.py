@@ -101,7 +101,7 @@ def default_dataset_tokens() -> None:
     with_candidates(settings)
     with db.connect(settings) as con:
         ids = user_batches(con, settings, 100_000)[0]
-        sizes = prompt_sizes(con, db.frame(con, "rank/batch_candidates", {"run_date": RUN_DATE, "user_ids": ids}), settings)
+        sizes = prompt_sizes(con, db.frame(con, "rank/batch_candidates", {"run_date": RUN_DATE, "user_ids": ids, "max_rank": None}), settings)
     ratio = statistics.median((sizes["prompt_tokens_est"] / sizes["recipe_tokens_est"]).to_list())
     print(f"default dataset ({sizes.height} users, {settings.llm_prompt_version}): median prompt tokens per user "
           f"{sizes['prompt_tokens_est'].median():.0f} vs original recipe {sizes['recipe_tokens_est'].median():.0f}; "
@@ -197,7 +197,7 @@ def rank_share(options: dict, batches: list[list[int]], parallel: int, ready) ->
     """A worker process: rank these batches with the real LlmRanker; the users left without k valid rows."""
     settings = Settings(**options)
     with db.connect(settings) as con:
-        frames = [db.frame(con, "rank/batch_candidates", {"run_date": RUN_DATE, "user_ids": ids}) for ids in batches]
+        frames = [db.frame(con, "rank/batch_candidates", {"run_date": RUN_DATE, "user_ids": ids, "max_rank": None}) for ids in batches]
     ready.wait(timeout=600)
     with ThreadPoolExecutor(parallel) as pool:
         ranked = pl.concat(list(pool.map(lambda frame: LlmRanker(settings).rank(frame, settings.k), frames)))
@@ -222,7 +222,7 @@ def bench(args: argparse.Namespace) -> None:
         )
         with db.connect(settings) as con:
             user_ids = user_batches(con, settings, args.batch)
-            frames = [db.frame(con, "rank/batch_candidates", {"run_date": RUN_DATE, "user_ids": ids}) for ids in user_ids]
+            frames = [db.frame(con, "rank/batch_candidates", {"run_date": RUN_DATE, "user_ids": ids, "max_rank": None}) for ids in user_ids]
 
         started = time.perf_counter()
         with ThreadPoolExecutor(args.parallel_batches) as pool:

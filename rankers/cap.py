@@ -37,7 +37,7 @@ def admitted(con, settings: Settings) -> set[int]:
             return {uid for uid, ok in rows if ok}
         changes = db.frame(con, "llm/plan_changes", {"run_date": s.run_date})
         all_candidates = db.frame(con, "rank/batch_candidates",
-                                  {"run_date": s.run_date, "user_ids": changes["user_id"].to_list()})
+                                  {"run_date": s.run_date, "user_ids": changes["user_id"].to_list(), "max_rank": None})
         keys = {c.user_id: request_keys(s, requests(c, s)) for c in contexts(con, all_candidates, s)}
         answered = {row[0] for row in db.run(con, "llm/cache_has",
                                              {"request_keys": [key for user_keys in keys.values() for key in user_keys]})}
