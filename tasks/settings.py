@@ -44,7 +44,7 @@ class Settings(BaseSettings):
     like_threshold: float = Field(3.0, description="A rating above this counts as a like.")
     ranker: RankerName = Field("als", description="Ranking backend: als (offline) or llm.")
     users_per_batch: int | None = Field(
-        None, ge=1, description="Users per ranking task (fan-out granularity); empty: 250 for the llm ranker, 2,000 for als.",
+        None, ge=1, description="Users per ranking task (fan-out granularity); empty: 250 for the llm ranker, 10,000 for als.",
     )
     task_runner: Literal["threads", "dask"] = Field(
         "threads", description="Runs the rank tasks: threads of the flow process, or Dask worker processes."
@@ -218,8 +218,9 @@ class Settings(BaseSettings):
     @property
     def rank_users_per_batch(self) -> int:
         """Users per rank task: an LLM batch is paid requests, worth resuming in small steps; the als ranker
-        only sorts, so its tasks are larger (at 120,000 users, 480 tasks of 250 cost 3x the sorting itself)."""
-        return self.users_per_batch or (250 if self.ranker == "llm" else 2_000)
+        only sorts, so its tasks are larger (at 120,000 users the stage's reads and writes took 13.6 s in
+        batches of 2,000, 8.5 s in batches of 10,000; the sorting itself 1.6 s)."""
+        return self.users_per_batch or (250 if self.ranker == "llm" else 10_000)
 
     @property
     def models_dir(self) -> Path:
