@@ -78,13 +78,17 @@ class IngestReport:
 
     def __str__(self) -> str:
         return (
-            f"{self.rows_loaded:,} of {self.rows_read:,} interaction rows loaded"
-            f" ({'classified row by row' if self.row_by_row else 'in one pass'}), {self.rows_quarantined:,} quarantined,"
+            f"{self.rows_loaded:,} of {self.rows_read:,} interaction rows loaded{self._how()}, {self.rows_quarantined:,} quarantined,"
             f" {self.rows_converted:,} converted (see ingest_notes);"
             f" catalogue {self.catalog_rows_loaded:,} loaded, {self.catalog_rows_quarantined:,} quarantined,"
             f" {self.catalog_titles_changed:,} titles changed;"
             f" {self.files_loaded} files loaded, {self.files_skipped} already loaded before"
         )
+
+    def _how(self) -> str:
+        if not self.rows_read:
+            return ""
+        return " (classified row by row)" if self.row_by_row else " (in one pass)"
 
 
 @dataclass(frozen=True)
