@@ -1,7 +1,8 @@
-"""Wall time and peak memory of `recs run` (one fresh home each), whole and per stage.
+"""Wall time and peak memory of `recs run` (a fresh home per source; `--nights N`: N nights in a row on it), whole and per stage.
 
     .venv/bin/python bench/run_cost.py                                              # built-in dataset and MovieLens 100k
     .venv/bin/python bench/run_cost.py --data interactions.csv --catalog catalog.csv   # one source of your own (e.g. 20M)
+    .venv/bin/python bench/run_cost.py --data … --catalog … --nights 3               # three nights in a row on one home
 
 Each stage's seconds and peak resident MiB are the figures the flow logs ("ingest: 12.34 s, peak 1,024 MiB — …",
 tasks/memory.py: the flow process's high-water mark, reset before each stage). The whole run's peak is the
@@ -20,6 +21,7 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass
+from datetime import date, timedelta
 from pathlib import Path
 
 ML100K = Path(__file__).resolve().parents[2] / "shared" / "data" / "ml-100k"
@@ -41,9 +43,9 @@ def stage_costs(output: str) -> list[tuple[str, float, int]]:
     return [(m["stage"], float(m["seconds"]), int(m["mib"].replace(",", ""))) for m in STAGE_LINE.finditer(output)]
 
 
-def measure(args: list[str]) -> RunCost:
-    """One `recs run` in a child process with a fresh home."""
-    with tempfile.TemporaryDirectory() as home, tempfile.TemporaryFile("w+") as output:
+def measure(args: list[str], home: str) -> RunCost:
+    """One `recs run` in a child process on `home`."""
+    with tempfile.TemporaryFile("w+") as output:
         load_before = os.getloadavg()
         started = time.perf_counter()
         child = subprocess.Popen([sys.executable, "-m", "flows.cli", "run", "--home", home, *args], stdout=output, stderr=subprocess.STDOUT)
@@ -76,6 +78,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, help="measure this source instead of the built-in dataset and MovieLens 100k")
     parser.add_argument("--catalog", type=Path)
+    parser.add_argument("--nights", type=int, default=1, help="run this many nights in a row (run dates a day apart) on one home")
     args = parser.parse_args()
     cases = {"built-in 100k ratings": []}
     if args.data:
@@ -84,8 +87,13 @@ def main() -> None:
         cases["MovieLens 100k"] = ["--data", str(ML100K)]
     else:
         print(f"MovieLens 100k not found at {ML100K}: skipped")
+    first = date.today() - timedelta(days=args.nights - 1)
     for name, run_args in cases.items():
-        print_cost(name, measure(run_args))
+        with tempfile.TemporaryDirectory() as home:
+            for night in range(args.nights):
+                run_date = first + timedelta(days=night)
+                label = name if args.nights == 1 else f"{name}, night {night + 1} ({run_date})"
+                print_cost(label, measure([*run_args, "--run-date", run_date.isoformat()], home))
     print("\n(wall time includes process start, imports and ~10 s of Prefect ephemeral-server start-up; the stages do not)")
 
 
