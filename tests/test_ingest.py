@@ -142,3 +142,19 @@ def test_default_dataset_is_generated_once_and_ingested(settings, con):
     assert resolve_source(settings).interactions.path.stat().st_mtime_ns == first_mtime
     assert table_count(con, "interactions") == settings.gen_ratings
     assert table_count(con, "quarantine") == 0
+
+
+def test_a_home_from_before_issue_14_keeps_its_primary_key_and_loads_an_overlapping_file(con, tmp_path):
+    """Such a home's `interactions` has a primary key: the one-pass insert of a row it holds fails, and the file is
+    classified row by row instead, its known row skipped."""
+    con.execute("DROP TABLE interactions")
+    con.execute("CREATE TABLE interactions (user_id BIGINT NOT NULL, item_id BIGINT NOT NULL, rating DOUBLE NOT NULL,"
+                " ts TIMESTAMP NOT NULL, source VARCHAR NOT NULL, loaded_at TIMESTAMP NOT NULL, PRIMARY KEY (user_id, item_id, ts))")
+    first = write(tmp_path / "a.csv", "user_id,item_id,rating,timestamp\n1,10,5,978300000\n2,10,3,978300001\n")
+    assert ingest_source(con, detect_source(first)).row_by_row is False
+
+    overlapping = write(tmp_path / "b.csv", "user_id,item_id,rating,timestamp\n1,10,5,978300000\n3,11,4,978300002\n")
+    report = ingest_source(con, detect_source(overlapping))
+
+    assert (report.rows_read, report.rows_loaded, report.row_by_row) == (2, 1, True)
+    assert table_count(con, "interactions") == 3
