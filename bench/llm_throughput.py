@@ -50,7 +50,7 @@ from tasks import db  # noqa: E402
 from tasks.candidates import build_candidates, store_candidates  # noqa: E402
 from tasks.ingest import ingest  # noqa: E402
 from tasks.llm_client import ensure_global_limit, prefect_api_url  # noqa: E402
-from tasks.rank import user_batches  # noqa: E402
+from tasks.rank import batch_candidates, user_batches  # noqa: E402
 from tasks.settings import Settings  # noqa: E402
 from tasks.train import train  # noqa: E402
 
@@ -101,7 +101,7 @@ def default_dataset_tokens() -> None:
     with_candidates(settings)
     with db.connect(settings) as con:
         ids = user_batches(con, settings, 100_000)[0]
-        sizes = prompt_sizes(con, db.frame(con, "rank/batch_candidates", {"run_date": RUN_DATE, "user_ids": ids, "max_rank": None}), settings)
+        sizes = prompt_sizes(con, batch_candidates(con, settings, ids, "llm"), settings)
     ratio = statistics.median((sizes["prompt_tokens_est"] / sizes["recipe_tokens_est"]).to_list())
     print(f"default dataset ({sizes.height} users, {settings.llm_prompt_version}): median prompt tokens per user "
           f"{sizes['prompt_tokens_est'].median():.0f} vs original recipe {sizes['recipe_tokens_est'].median():.0f}; "
@@ -197,7 +197,7 @@ def rank_share(options: dict, batches: list[list[int]], parallel: int, ready) ->
     """A worker process: rank these batches with the real LlmRanker; the users left without k valid rows."""
     settings = Settings(**options)
     with db.connect(settings) as con:
-        frames = [db.frame(con, "rank/batch_candidates", {"run_date": RUN_DATE, "user_ids": ids, "max_rank": None}) for ids in batches]
+        frames = [batch_candidates(con, settings, ids, "llm") for ids in batches]
     ready.wait(timeout=600)
     with ThreadPoolExecutor(parallel) as pool:
         ranked = pl.concat(list(pool.map(lambda frame: LlmRanker(settings).rank(frame, settings.k), frames)))
@@ -222,7 +222,7 @@ def bench(args: argparse.Namespace) -> None:
         )
         with db.connect(settings) as con:
             user_ids = user_batches(con, settings, args.batch)
-            frames = [db.frame(con, "rank/batch_candidates", {"run_date": RUN_DATE, "user_ids": ids, "max_rank": None}) for ids in user_ids]
+            frames = [batch_candidates(con, settings, ids, "llm") for ids in user_ids]
 
         started = time.perf_counter()
         with ThreadPoolExecutor(args.parallel_batches) as pool:

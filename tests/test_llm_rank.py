@@ -43,7 +43,7 @@ from tasks import db
 from tasks.candidates import candidates as candidates_task
 from tasks.ingest import ingest
 from tasks.llm_client import global_limit_shape, limit_mode, reset_shared_state
-from tasks.rank import rank_users, user_batches
+from tasks.rank import batch_candidates, rank_users, user_batches
 from tasks.settings import Settings
 from tasks.train import train
 
@@ -90,7 +90,7 @@ def llm_settings(home, server: OpenAICompatibleServer, **overrides) -> Settings:
 def batch(settings: Settings, users: int | None = None) -> pl.DataFrame:
     with db.connect(settings) as con:
         ids = user_batches(con, settings, 1000)[0]
-        return db.frame(con, "rank/batch_candidates", {"run_date": RUN_DATE, "user_ids": ids[:users], "max_rank": None})
+        return batch_candidates(con, settings, ids[:users], "llm")
 
 
 def table(settings: Settings, name: str) -> pl.DataFrame:
@@ -333,7 +333,7 @@ def test_prompt_costs_at_most_a_third_of_the_original_recipe_on_the_default_data
     candidates_task.fn(settings, train.fn(settings).serving_version)
     with db.connect(settings) as con:
         ids = user_batches(con, settings, 100_000)[0]
-        sizes = prompt_sizes(con, db.frame(con, "rank/batch_candidates", {"run_date": RUN_DATE, "user_ids": ids, "max_rank": None}), settings)
+        sizes = prompt_sizes(con, batch_candidates(con, settings, ids, "llm"), settings)
     assert sizes.height == 1_000
     ratios = (sizes["prompt_tokens_est"] / sizes["recipe_tokens_est"]).to_list()
     assert statistics.median(ratios) <= 1 / 3
@@ -386,7 +386,7 @@ def test_per_run_cap_sends_new_and_most_changed_users_first(home):
         capped = ranked.filter(pl.col("user_id") == few)
         assert capped.height == K and (capped["fallback_reason"] == CAP_REACHED).all()
         with db.connect(second) as con:
-            all_candidates = db.frame(con, "rank/batch_candidates", {"run_date": night2, "user_ids": users, "max_rank": None})
+            all_candidates = batch_candidates(con, second, users, "llm")
         candidates = all_candidates.filter(pl.col("user_id") == few)
         assert capped["item_id"].to_list() == AlsRanker().rank(candidates, K)["item_id"].to_list()
 
