@@ -417,7 +417,7 @@ def _load_plain(
     view(con, "plain_rows", "ingest/plain_interactions")
     try:
         bounds = {"first_ts": span and span.first_ts, "last_ts": span and span.last_ts}
-        loaded = scalar(con, "ingest/insert_plain", {**load.params(), **bounds})
+        loaded = scalar(con, "ingest/load_interactions", {"classified": "plain_rows", **load.params(), **bounds})
     except (duckdb.InvalidInputException, duckdb.ConversionException, duckdb.ConstraintException) as error:
         raise row_by_row from error  # a row that is not plain, or (a home from before issue 14) a key loaded before
     if rejects is not None:

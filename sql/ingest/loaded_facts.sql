@@ -1,4 +1,4 @@
--- The rows this load inserted (ingest/insert_plain): their time span and whether every one is within the
+-- The rows this load inserted (ingest/load_interactions of `plain_rows`): their time span and whether every one is within the
 -- limits ingest/classify_interactions checks: a timestamp in [$min_ts, $max_ts], a rating in [$rating_min, $rating_max]
 -- (NaN is not: DuckDB orders it above every number) and, with $check_catalog, a catalogued item.
 WITH loaded AS (
