@@ -172,6 +172,10 @@ class Settings(BaseSettings):
         2_000_000, ge=1,
         description="Rows great-expectations validates at once (a pandas frame): a check batch is cut into chunks of whole users.",
     )
+    check_threads: int = Field(
+        2, ge=1, le=64,
+        description="Chunks great-expectations validates side by side, one thread and GX context each (memory: this many chunks).",
+    )
 
     # LLM boundary (issue 11 §2-§4): preflight, hard deadlines, size cap, circuit breaker, progress
     llm_preflight_seconds: float = Field(15.0, gt=0, description="Wall-clock bound of the one-call preflight of an llm run.")

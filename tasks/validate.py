@@ -4,7 +4,7 @@ A suite file is a GX 1.x suite definition. Every expectation carries `meta.name`
 results) and a GX `severity`: `critical` stops the run, `warning`/`info` are reported and the
 run goes on. The suite's `meta.batch` names the SQL whose rows GX validates (pandas frames in an
 ephemeral context), in chunks of whole `meta.chunk_by` values (users) of at most
-`RECS_CHECK_CHUNK_ROWS` rows, so memory stays bounded: only row-level expectations go there (a
+`RECS_CHECK_CHUNK_ROWS` rows, `RECS_CHECK_THREADS` chunks side by side (a GX context each), so memory stays bounded: only row-level expectations go there (a
 uniqueness check must include the chunk column), and an expectation failing in any chunk fails.
 An expectation over the whole table (a row count) names its own small aggregate batch in its
 `meta.batch`, validated whole. `meta.sql_checks` lists the checks GX cannot express on one frame
@@ -19,13 +19,17 @@ Run parameters reach GX expectations as `{"$PARAMETER": name}` and SQL checks as
 from __future__ import annotations
 
 import json
+import queue
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timezone
-from functools import cache
+from functools import cache, partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import duckdb
 import numpy as np
@@ -50,6 +54,7 @@ EXPECTATIONS_DIR = Path(__file__).resolve().parent.parent / "expectations"
 SEVERITIES = ("critical", "warning", "info")
 EXAMPLES = 3  # offending rows quoted per failed check
 EXAMPLE_CHARS = 60  # longer values are cut in messages
+T, R = TypeVar("T"), TypeVar("R")
 CROSS_ROW = {"expect_compound_columns_to_be_unique": "column_list", "expect_column_values_to_be_unique": "column"}
 
 
@@ -181,21 +186,40 @@ def _chunkable(expectation: Expectation, chunk_by: str) -> bool:
     return (getattr(expectation, "mostly", 1) or 1) >= 1 and chunk_by in ([columns] if isinstance(columns, str) else columns)
 
 
-@cache
-def _batch_definition(batch_sql: str) -> BatchDefinition:
-    """A whole-dataframe batch definition of one batch's asset in the process's GX context."""
-    return _context().data_sources.get("recs").add_dataframe_asset(batch_sql).add_batch_definition_whole_dataframe("whole")
+_IDLE_CONTEXTS: queue.SimpleQueue[AbstractDataContext] = queue.SimpleQueue()
+
+
+@contextmanager
+def gx_context() -> Iterator[AbstractDataContext]:
+    """A GX context for one thread at a time (its execution engine holds the batch being validated), kept for reuse."""
+    try:
+        context = _IDLE_CONTEXTS.get_nowait()
+    except queue.Empty:
+        context = _new_context()
+    try:
+        yield context
+    finally:
+        _IDLE_CONTEXTS.put(context)
 
 
 @cache
-def _context() -> AbstractDataContext:
-    """One ephemeral GX context per process: nothing on disk, no network, no progress bars.
+def _batch_definition(context: AbstractDataContext, batch_sql: str) -> BatchDefinition:
+    """A whole-dataframe batch definition of one batch's asset in `context`."""
+    return context.data_sources.get("recs").add_dataframe_asset(batch_sql).add_batch_definition_whole_dataframe("whole")
 
-    GX is imported here, not at module level: its import takes seconds and only validation needs it.
+
+def _new_context() -> AbstractDataContext:
+    """An ephemeral GX context: nothing on disk, no network, no progress bars, no batch fingerprints.
+
+    GX is imported here, not at module level: its import takes seconds and only validation needs it. GX fingerprints
+    every pandas batch under HASH_THRESHOLD bytes (an md5 of pandas' row hashes, ~0.1 s per 1M rows, twice per batch);
+    the fingerprint is a batch marker nothing here reads, so the threshold is 0.
     """
     import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
+    from great_expectations.execution_engine import pandas_execution_engine
 
+    pandas_execution_engine.HASH_THRESHOLD = 0
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = ProgressBarsConfig(globally=False)
     context.data_sources.add_pandas("recs")
@@ -207,25 +231,40 @@ def _context() -> AbstractDataContext:
 Checked = tuple[Outcome, pl.DataFrame]  # an outcome and its offending rows
 
 
-def validate_batch(con: duckdb.DuckDBPyConnection, batch: GxBatch, params: Mapping[str, Any], chunk_rows: int) -> list[Checked]:
-    """The batch's expectations on the rows of its SQL: whole, or chunk by chunk (one outcome per expectation)."""
+def validate_batch(
+    con: duckdb.DuckDBPyConnection, batch: GxBatch, params: Mapping[str, Any], chunk_rows: int, threads: int = 1
+) -> list[Checked]:
+    """The batch's expectations on the rows of its SQL: whole, or chunk by chunk, `threads` chunks at once (one outcome
+    per expectation). pandas releases the GIL in its hashing, so threads validate chunks side by side."""
     if not batch.expectations.expectations:
         return []
     if batch.chunk_by is None:
         return validate_frame(batch, db.frame(con, batch.sql, bind(batch.sql, params)), params)
     rows = len(con.sql(db.sql(batch.sql), params=bind(batch.sql, {**params, "chunks": 1, "chunk": 0})))
     chunks = max(1, -(-rows // chunk_rows))
-    per_chunk = [
-        validate_frame(batch, db.frame(con, batch.sql, bind(batch.sql, {**params, "chunks": chunks, "chunk": chunk})), params)
-        for chunk in range(chunks)
-    ]
+    frames = (db.frame(con, batch.sql, bind(batch.sql, {**params, "chunks": chunks, "chunk": chunk})) for chunk in range(chunks))
+    per_chunk = bounded_map(partial(validate_frame, batch, params=params), frames, threads)
     return [_merged(parts) for parts in zip(*per_chunk, strict=True)]
+
+
+def bounded_map(function: Callable[[T], R], items: Iterator[T], threads: int) -> list[R]:
+    """`function` of each item in order, in `threads` threads; an item is taken only when a thread is free for it
+    (a chunk is read when one is done: at most `threads` chunks in memory)."""
+    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="recs-check") as pool:
+        results: list[R] = []
+        running: deque[Future[R]] = deque()
+        for item in items:
+            if len(running) == threads:
+                results.append(running.popleft().result())
+            running.append(pool.submit(function, item))
+        return results + [future.result() for future in running]
 
 
 def validate_frame(batch: GxBatch, frame: pl.DataFrame, params: Mapping[str, Any]) -> list[Checked]:
     """Run the batch's GX expectations on `frame`; offending rows come from GX's unexpected indices."""
-    gx_batch = _batch_definition(batch.sql).get_batch(batch_parameters={"dataframe": _for_gx(frame).to_pandas()})
-    results = gx_batch.validate(batch.expectations, expectation_parameters=dict(params), result_format="COMPLETE")
+    with gx_context() as context:
+        gx_batch = _batch_definition(context, batch.sql).get_batch(batch_parameters={"dataframe": _for_gx(frame).to_pandas()})
+        results = gx_batch.validate(batch.expectations, expectation_parameters=dict(params), result_format="COMPLETE")
     return [_gx_outcome(result, frame) for result in results.results]
 
 
@@ -312,7 +351,8 @@ def validate(
     """Run a suite on its batch and its SQL checks for the run date; store outcomes, quarantine offending rows."""
     run_date = settings.run_date
     params = {**params, "run_date": run_date, "suite": suite.name, **previous_observed(con, suite, run_date)}
-    checked = [c for batch in suite.batches for c in validate_batch(con, batch, params, settings.check_chunk_rows)]
+    chunk_rows, threads = settings.check_chunk_rows, settings.check_threads
+    checked = [c for batch in suite.batches for c in validate_batch(con, batch, params, chunk_rows, threads)]
     checked += run_sql_checks(con, suite, params)
     quarantine = write_quarantine(checked, quarantine_dir(settings) / f"{suite.name}.parquet", settings.staging_dir)
     report = ValidationReport(suite.name, run_date, tuple(o for o, _ in checked), quarantine)
