@@ -51,7 +51,16 @@ def connect(where: Path | Settings) -> Iterator[duckdb.DuckDBPyConnection]:
             if scalar(con, "connection/temp_directory_now") != spill_dir:  # once it has spilled, DuckDB refuses any SET of it
                 run(con, "connection/temp_directory", {"temp_directory": spill_dir})
         con.execute(sql("schema"))
+        upgrade(con)
         yield con
+
+
+def upgrade(con: duckdb.DuckDBPyConnection) -> None:
+    """Bring a home written by an earlier version to the schema: interactions name their file per load, not per row."""
+    if scalar(con, "home/interactions_carry_source"):
+        with transaction(con):
+            run(con, "home/move_interaction_sources")
+            run(con, "home/drop_interaction_source")
 
 
 @contextmanager

@@ -113,7 +113,8 @@ OBJECTS: dict[str, Entry] = {
          "decided_at": "When the gate decided (UTC)."},
     ),  # fmt: skip
     "catalog": Entry("TABLE", "Items of the source: title, genres, year, and the file they came from."),
-    "interactions": Entry("TABLE", "Every rating loaded: user, item, rating, timestamp, source file."),
+    "interactions": Entry("TABLE", "Every rating loaded: user, item, rating, timestamp, and the load it came with (loaded_at)."),
+    "interaction_loads": Entry("TABLE", "One row per load of an interactions file: when (loaded_at, as on its rows) and the file."),
     "quarantine": Entry("TABLE", "Input rows that could not be used, with where they came from and why."),
     "ingested_files": Entry("TABLE", "One row per source file loaded, keyed by content (a file loaded twice is a no-op)."),
     "rejected_files": Entry("TABLE", "Files refused whole (nothing of them loaded), with the reason."),

@@ -209,8 +209,7 @@ def _ingest_source(
                     _, report.catalog_rows_loaded, report.catalog_rows_quarantined, report.catalog_titles_changed = counts
                 report.files_loaded += counts is not None
                 report.files_skipped += counts is None
-            load = Load(str(source.interactions.path.resolve()), loaded_at)
-            stage = partial(_stage_interactions, con, source.interactions, catalog is not None, limits, attempt, load)
+            stage = partial(_stage_interactions, con, source.interactions, catalog is not None, limits, attempt, loaded_at)
             counts = _load_file(con, source.interactions.path, "interactions", stage, loaded_at, limits, attempt,
                                 text=not source.interactions.is_parquet)
             if counts:
@@ -287,9 +286,10 @@ def _load_scanned(
             rows_loaded = scalar(con, "ingest/upsert_catalog", {"source": source})
         else:
             rows_loaded = staged.loaded if staged.loaded is not None else scalar(con, "ingest/load_interactions", {
-                "classified": classified, "source": source, "loaded_at": loaded_at, "first_ts": staged.first_ts, "last_ts": staged.last_ts,
+                "classified": classified, "loaded_at": loaded_at, "first_ts": staged.first_ts, "last_ts": staged.last_ts,
             })  # fmt: skip
-            run(con, "ingest/synthesize_catalog", {"source": source, "loaded_at": loaded_at})
+            run(con, "ingest/record_load", {"source": source, "loaded_at": loaded_at})
+            run(con, "ingest/synthesize_catalog", {"loaded_at": loaded_at})
             extra = 0
             if classified == STAGED_TABLE:
                 run(con, "ingest/record_notes", {"sha256": sha, "source": source, "loaded_at": loaded_at})
@@ -369,20 +369,9 @@ def _stage_catalog(con: duckdb.DuckDBPyConnection, catalog: CatalogFile, limits:
     return Staged("classified_catalog", rows_read, rows_quarantined)
 
 
-@dataclass(frozen=True)
-class Load:
-    """The rows one load inserts into interactions carry its file and time."""
-
-    source: str
-    loaded_at: datetime
-
-    def params(self) -> dict[str, str | datetime]:
-        return {"source": self.source, "loaded_at": self.loaded_at}
-
-
 def _stage_interactions(
     con: duckdb.DuckDBPyConnection, file: InteractionsFile, check_catalog: bool, limits: Limits, attempt: Attempt,
-    load: Load, read_path: Path,
+    loaded_at: datetime, read_path: Path,
 ) -> Staged:
     """The file's rows (read from `read_path`): its plain rows loaded in one pass, or (`attempt.row_by_row`) classified."""
     expected_fields = 4 if file.is_parquet else _expected_fields(file)
@@ -402,32 +391,32 @@ def _stage_interactions(
               "min_ts": limits.min_ts, "max_ts": limits.max_ts}  # fmt: skip
     rejects = None if file.is_parquet else {**read, "expected_fields": expected_fields}
     if not attempt.row_by_row:
-        return _load_plain(con, rejects, checks, attempt, load)
+        return _load_plain(con, rejects, checks, attempt, loaded_at)
     return _classify(con, file, read_path, rejects, checks)
 
 
 def _load_plain(
-    con: duckdb.DuckDBPyConnection, rejects: dict | None, checks: dict, attempt: Attempt, load: Load
+    con: duckdb.DuckDBPyConnection, rejects: dict | None, checks: dict, attempt: Attempt, loaded_at: datetime
 ) -> Staged:
     """Insert the staged rows into interactions as plainly typed rows, then check them from the table: no line rejected
     (`rejects`: the CSV read's parameters), all within the limits (`checks`), no key repeated. Retry row by row when a
     row is not plain or a check fails, and comparing with earlier rows when some are in the file's time span (a
     retry's transaction starts afresh: nothing of this attempt stays)."""
-    row_by_row, span = Retry(replace(attempt, row_by_row=True)), attempt.overlap
+    row_by_row, span, load = Retry(replace(attempt, row_by_row=True)), attempt.overlap, {"loaded_at": loaded_at}
     view(con, "plain_rows", "ingest/plain_interactions")
     try:
         bounds = {"first_ts": span and span.first_ts, "last_ts": span and span.last_ts}
-        loaded = scalar(con, "ingest/load_interactions", {"classified": "plain_rows", **load.params(), **bounds})
+        loaded = scalar(con, "ingest/load_interactions", {"classified": "plain_rows", **load, **bounds})
     except (duckdb.InvalidInputException, duckdb.ConversionException, duckdb.ConstraintException) as error:
         raise row_by_row from error  # a row that is not plain, or (a home from before issue 14) a key loaded before
     if rejects is not None:
         run(con, "ingest/rejected_lines", rejects)
         if scalar(con, "ingest/rejected_with_reason", {"header_lines": 0}):
             raise row_by_row
-    ((first_ts, last_ts, within_limits),) = run(con, "ingest/loaded_facts", {**checks, **load.params()})
-    if not within_limits or frame(con, "ingest/loaded_keys", load.params())["key"].n_unique() < loaded:
+    ((first_ts, last_ts, within_limits),) = run(con, "ingest/loaded_facts", {**checks, **load})
+    if not within_limits or frame(con, "ingest/loaded_keys", load)["key"].unique().len() < loaded:
         raise row_by_row  # (a hash collision, too, is classified row by row)
-    if span is None and loaded and scalar(con, "ingest/earlier_rows_in_span", {**load.params(), "first_ts": first_ts, "last_ts": last_ts}):
+    if span is None and loaded and scalar(con, "ingest/earlier_rows_in_span", {**load, "first_ts": first_ts, "last_ts": last_ts}):
         raise Retry(replace(attempt, overlap=Span(loaded, first_ts, last_ts)))
     return Staged("interactions", span.rows if span else loaded, 0, first_ts, last_ts, loaded=loaded)
 

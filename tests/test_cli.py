@@ -130,7 +130,7 @@ def test_the_state_check_of_a_big_home_reads_every_table_without_fetching_it(tmp
 
     settings = Settings(home=tmp_path / "home")
     with connect(settings) as con:
-        con.execute("INSERT INTO interactions SELECT i % 5000, i % 977, 4, make_timestamp(i * 1000000), 'f.csv', now()::TIMESTAMP"
+        con.execute("INSERT INTO interactions SELECT i % 5000, i % 977, 4, make_timestamp(i * 1000000), now()::TIMESTAMP"
                     " FROM range(3000000) t(i)")
     memory.release_freed()
     before = memory.peak_mib() if memory.reset_peak() else None

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 
+import duckdb
 import polars as pl
 import pytest
 
+from tasks.db import connect
 from tasks.ingest import InputError, Limits, detect_source, ingest_source, resolve_source
 from tasks.settings import Settings
 
@@ -144,17 +147,24 @@ def test_default_dataset_is_generated_once_and_ingested(settings, con):
     assert table_count(con, "quarantine") == 0
 
 
-def test_a_home_from_before_issue_14_keeps_its_primary_key_and_loads_an_overlapping_file(con, tmp_path):
-    """Such a home's `interactions` has a primary key: the one-pass insert of a row it holds fails, and the file is
-    classified row by row instead, its known row skipped."""
-    con.execute("DROP TABLE interactions")
-    con.execute("CREATE TABLE interactions (user_id BIGINT NOT NULL, item_id BIGINT NOT NULL, rating DOUBLE NOT NULL,"
-                " ts TIMESTAMP NOT NULL, source VARCHAR NOT NULL, loaded_at TIMESTAMP NOT NULL, PRIMARY KEY (user_id, item_id, ts))")
-    first = write(tmp_path / "a.csv", "user_id,item_id,rating,timestamp\n1,10,5,978300000\n2,10,3,978300001\n")
-    assert ingest_source(con, detect_source(first)).row_by_row is False
+def test_a_home_from_before_issue_14_is_upgraded_keeps_its_primary_key_and_loads_an_overlapping_file(tmp_path):
+    """Such a home's `interactions` names its file on every row and has a primary key. Opened, its rows name their
+    load instead (the file moves to interaction_loads); the one-pass insert of a row it holds fails on the key, and
+    the file is classified row by row instead, its known row skipped."""
+    path, old_file = tmp_path / "old.duckdb", str(tmp_path / "old.csv")
+    with duckdb.connect(str(path)) as old:
+        old.execute("CREATE TABLE interactions (user_id BIGINT NOT NULL, item_id BIGINT NOT NULL, rating DOUBLE NOT NULL,"
+                    " ts TIMESTAMP NOT NULL, source VARCHAR NOT NULL, loaded_at TIMESTAMP NOT NULL, PRIMARY KEY (user_id, item_id, ts))")
+        old.execute("INSERT INTO interactions VALUES (1, 10, 5, make_timestamp(978300000000000), ?, TIMESTAMP '2026-01-01'),"
+                    " (2, 10, 3, make_timestamp(978300001000000), ?, TIMESTAMP '2026-01-01')", [old_file, old_file])
 
-    overlapping = write(tmp_path / "b.csv", "user_id,item_id,rating,timestamp\n1,10,5,978300000\n3,11,4,978300002\n")
-    report = ingest_source(con, detect_source(overlapping))
+    with connect(path) as con:
+        assert [c for (c,) in con.sql("SELECT column_name FROM (DESCRIBE interactions)").fetchall()] == [
+            "user_id", "item_id", "rating", "ts", "loaded_at"]
+        assert con.sql("SELECT * FROM interaction_loads").fetchall() == [(datetime(2026, 1, 1), old_file)]
+        overlapping = write(tmp_path / "b.csv", "user_id,item_id,rating,timestamp\n1,10,5,978300000\n3,11,4,978300002\n")
+        report = ingest_source(con, detect_source(overlapping))
 
-    assert (report.rows_read, report.rows_loaded, report.row_by_row) == (2, 1, True)
-    assert table_count(con, "interactions") == 3
+        assert (report.rows_read, report.rows_loaded, report.row_by_row) == (2, 1, True)
+        assert table_count(con, "interactions") == 3
+        assert sorted(s for (s,) in con.sql("SELECT source FROM interaction_loads").fetchall()) == sorted([old_file, str(overlapping)])

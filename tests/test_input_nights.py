@@ -95,5 +95,6 @@ def test_a_home_built_from_the_built_in_data_refuses_another_source_until_replac
 
     assert replaced.is_completed(), replaced.message
     assert published(home, earlier).read_bytes() == before, "published partitions are never touched"
-    assert query(home, "SELECT count(*), count(DISTINCT source) FROM interactions") == [(SMALL["gen_ratings"], 1)]
+    assert query(home, "SELECT count(*), count(DISTINCT l.source) FROM interactions JOIN interaction_loads AS l USING (loaded_at)") == [
+        (SMALL["gen_ratings"], 1)]
     assert query(home, "SELECT kind, location FROM home_source") == [("files", str(other))]

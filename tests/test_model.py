@@ -130,7 +130,7 @@ def test_a_users_list_leads_with_more_than_one_history_item(settings, ingested):
 
 def test_candidates_are_unseen_grounded_and_cover_every_user(settings, ingested):
     # a user whose only rating is a dislike gets popular items
-    ingested.execute("INSERT INTO interactions VALUES (999999, 1, 1.0, '2020-01-01', 'test', now())")
+    ingested.execute("INSERT INTO interactions VALUES (999999, 1, 1.0, '2020-01-01', now())")
     version = train_model(ingested, settings).serving_version
     frame = build_candidates(ingested, settings, version)
 
@@ -155,8 +155,8 @@ def test_a_like_taken_back_is_no_like_in_popularity_training_or_history(settings
     con.execute("""
         INSERT INTO catalog VALUES (10, 'Retracted (1990)', ['Drama'], 1990, 't'), (20, 'Kept (1991)', ['Drama'], 1991, 't');
         INSERT INTO interactions VALUES
-            (1, 10, 5.0, '2020-01-01', 't', now()), (1, 10, 1.0, '2020-02-01', 't', now()),
-            (1, 20, 5.0, '2020-01-01', 't', now()), (2, 20, 5.0, '2020-01-01', 't', now())
+            (1, 10, 5.0, '2020-01-01', now()), (1, 10, 1.0, '2020-02-01', now()),
+            (1, 20, 5.0, '2020-01-01', now()), (2, 20, 5.0, '2020-01-01', now())
     """)
     threshold = {"like_threshold": settings.like_threshold}
 

@@ -41,7 +41,7 @@ DISLIKED = f"(SELECT min(item_id) FROM interactions WHERE user_id = {USER} AND r
 WHOLE = {"chunks": 1, "chunk": 0}  # a check batch in one chunk
 INPUT_PARAMS = {"rating_min": 0.5, "rating_max": 5.0, "previous_row_count": 0}
 COPY_ONE_WITH_TS = (
-    "INSERT INTO interactions SELECT user_id, item_id, rating, TIMESTAMP '{}', source, loaded_at FROM interactions LIMIT 1"
+    "INSERT INTO interactions SELECT user_id, item_id, rating, TIMESTAMP '{}', loaded_at FROM interactions LIMIT 1"
 )
 
 
@@ -221,7 +221,7 @@ def test_input_checks_that_cannot_run_on_the_stored_rows_fail_in_one_line(con, s
 
 
 def test_unknown_item_fails_the_input_suite(con, settings):
-    con.execute("INSERT INTO interactions SELECT user_id, 999999, rating, ts, source, loaded_at FROM interactions LIMIT 1")
+    con.execute("INSERT INTO interactions SELECT user_id, 999999, rating, ts, loaded_at FROM interactions LIMIT 1")
 
     assert failed_names(check_inputs(con, settings)) == {"items_in_catalogue"}
 

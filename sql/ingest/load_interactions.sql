@@ -4,7 +4,7 @@
 -- day's file), never the whole history. A one-pass load learns that span only afterwards: NULL bounds compare nothing,
 -- and an overlap found then loads the file again with them (tasks/ingest.py). Returns the count.
 INSERT INTO interactions
-SELECT c.user_id, c.item_id, c.rating, c.ts, $source, $loaded_at
+SELECT c.user_id, c.item_id, c.rating, c.ts, $loaded_at
 FROM query_table($classified) AS c
 ANTI JOIN (
     SELECT user_id, item_id, ts FROM interactions WHERE ts BETWEEN $first_ts AND $last_ts

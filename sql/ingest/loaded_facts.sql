@@ -2,7 +2,7 @@
 -- limits ingest/classify_interactions checks: a timestamp in [$min_ts, $max_ts], a rating in [$rating_min, $rating_max]
 -- (NaN is not: DuckDB orders it above every number) and, with $check_catalog, a catalogued item.
 WITH loaded AS (
-    SELECT * FROM interactions WHERE source = $source AND loaded_at = $loaded_at
+    SELECT * FROM interactions WHERE loaded_at = $loaded_at
 )
 SELECT
     min(ts) AS first_ts,

@@ -3,4 +3,4 @@
 -- DuckDB aggregate over every row.
 SELECT hash(user_id, item_id, ts) AS key
 FROM interactions
-WHERE source = $source AND loaded_at = $loaded_at;
+WHERE loaded_at = $loaded_at;
