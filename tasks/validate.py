@@ -21,15 +21,14 @@ from __future__ import annotations
 import json
 import queue
 import re
-from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timezone
-from functools import cache, partial
+from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 import numpy as np
@@ -37,7 +36,7 @@ import polars as pl
 from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 
-from tasks import db
+from tasks import db, fanout
 from tasks.errors import RecsError
 from tasks.ingest import Limits, resolve_source
 from tasks.publish import write_atomically
@@ -54,7 +53,6 @@ EXPECTATIONS_DIR = Path(__file__).resolve().parent.parent / "expectations"
 SEVERITIES = ("critical", "warning", "info")
 EXAMPLES = 3  # offending rows quoted per failed check
 EXAMPLE_CHARS = 60  # longer values are cut in messages
-T, R = TypeVar("T"), TypeVar("R")
 CROSS_ROW = {"expect_compound_columns_to_be_unique": "column_list", "expect_column_values_to_be_unique": "column"}
 
 
@@ -243,21 +241,9 @@ def validate_batch(
     rows = len(con.sql(db.sql(batch.sql), params=bind(batch.sql, {**params, "chunks": 1, "chunk": 0})))
     chunks = max(1, -(-rows // chunk_rows))
     frames = (db.frame(con, batch.sql, bind(batch.sql, {**params, "chunks": chunks, "chunk": chunk})) for chunk in range(chunks))
-    per_chunk = bounded_map(partial(validate_frame, batch, params=params), frames, threads)
-    return [_merged(parts) for parts in zip(*per_chunk, strict=True)]
-
-
-def bounded_map(function: Callable[[T], R], items: Iterator[T], threads: int) -> list[R]:
-    """`function` of each item in order, in `threads` threads; an item is taken only when a thread is free for it
-    (a chunk is read when one is done: at most `threads` chunks in memory)."""
     with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="recs-check") as pool:
-        results: list[R] = []
-        running: deque[Future[R]] = deque()
-        for item in items:
-            if len(running) == threads:
-                results.append(running.popleft().result())
-            running.append(pool.submit(function, item))
-        return results + [future.result() for future in running]
+        per_chunk = fanout.bounded(lambda frame: pool.submit(validate_frame, batch, frame, params), frames, threads)
+    return [_merged(parts) for parts in zip(*per_chunk, strict=True)]
 
 
 def validate_frame(batch: GxBatch, frame: pl.DataFrame, params: Mapping[str, Any]) -> list[Checked]:
