@@ -4,8 +4,9 @@ A suite file is a GX 1.x suite definition. Every expectation carries `meta.name`
 results) and a GX `severity`: `critical` stops the run, `warning`/`info` are reported and the
 run goes on. The suite's `meta.batch` names the SQL whose rows GX validates (pandas frames in an
 ephemeral context), in chunks of whole `meta.chunk_by` values (users) of at most
-`RECS_CHECK_CHUNK_ROWS` rows, `RECS_CHECK_THREADS` chunks side by side (a GX context each), so memory stays bounded: only row-level expectations go there (a
-uniqueness check must include the chunk column), and an expectation failing in any chunk fails.
+`RECS_CHECK_CHUNK_ROWS` rows, `RECS_CHECK_THREADS` chunks side by side (a GX context each), so
+memory stays bounded: only row-level expectations go there (a uniqueness check must include the
+chunk column), and an expectation failing in any chunk fails.
 An expectation over the whole table (a row count) names its own small aggregate batch in its
 `meta.batch`, validated whole. `meta.sql_checks` lists the checks GX cannot express on one frame
 (referential, per user): SQL files returning the offending rows. Both kinds feed one result: rows in
@@ -21,6 +22,7 @@ from __future__ import annotations
 import json
 import queue
 import re
+import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -185,6 +187,7 @@ def _chunkable(expectation: Expectation, chunk_by: str) -> bool:
 
 
 _IDLE_CONTEXTS: queue.SimpleQueue[AbstractDataContext] = queue.SimpleQueue()
+_NEW_CONTEXT = threading.Lock()  # GX sets process-wide state while it makes a context: one at a time
 
 
 @contextmanager
@@ -193,7 +196,8 @@ def gx_context() -> Iterator[AbstractDataContext]:
     try:
         context = _IDLE_CONTEXTS.get_nowait()
     except queue.Empty:
-        context = _new_context()
+        with _NEW_CONTEXT:
+            context = _new_context()
     try:
         yield context
     finally:
