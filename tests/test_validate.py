@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from contextlib import ExitStack
 from datetime import timedelta
 from pathlib import Path
 
@@ -27,6 +28,7 @@ from tasks.validate import (
     check_inputs,
     check_outputs,
     gate,
+    gx_context,
     load_suite,
     quarantine_dir,
     render,
@@ -192,6 +194,18 @@ def test_checks_in_chunks_of_users_give_the_verdicts_and_rows_of_the_whole_batch
     assert next(o for o in inputs.outcomes if o.name == "row_count").observed == SMALL["gen_ratings"] + 1
     quarantined = pl.read_parquet(quarantine_dir(settings) / "recommendations.parquet")
     assert set(quarantined["rank"]) == {11} and sorted(quarantined["user_id"]) == out_of_range
+
+
+def test_after_the_checks_no_gx_context_keeps_a_batch(con, settings):
+    """GX's execution engine keeps the last batch it validated until the next one: each of the checks' idle contexts
+    would hold a chunk (up to RECS_CHECK_CHUNK_ROWS rows) through the rest of the night (~500 MiB at 20M ratings)."""
+    gate(check_inputs(con, settings.model_copy(update={"check_chunk_rows": 1_000, "check_threads": 3})))
+    gate(check_outputs(con, settings))
+
+    with ExitStack() as stack:
+        contexts = [stack.enter_context(gx_context()) for _ in range(3)]
+        kept = [len(c.data_sources.get("recs").get_execution_engine().batch_manager.batch_data_cache) for c in contexts]
+    assert kept == [0, 0, 0]
 
 
 @pytest.mark.parametrize(
