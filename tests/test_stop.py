@@ -76,6 +76,8 @@ def test_sigterm_while_the_llm_ranks_stops_spending_and_the_rerun_pays_only_for_
         wait_until(lambda: len(server.chat_requests()) >= 8, 240, "the LLM ranking to be under way")
         processes = descendants(victim.pid)
         signalled = time.monotonic()
+        answered = [r for r in server.chat_requests()  # 0.5 s answers: received by now (the preflight is not cached)
+                    if r.time < signalled - 1.0 and r.body and r.body.get("max_tokens", 0) > 1]
         victim.send_signal(signal.SIGTERM)
         output, _ = victim.communicate(timeout=60)
         exited = time.monotonic() - signalled
@@ -92,7 +94,7 @@ def test_sigterm_while_the_llm_ranks_stops_spending_and_the_rerun_pays_only_for_
         assert not partition_dir(tmp_path / "recommendations", RUN_DATE).exists()
         with duckdb.connect(str(tmp_path / "recs.duckdb"), read_only=True) as con:
             cached = con.sql("SELECT count(*) FROM llm_cache").fetchall()[0][0]
-        assert cached >= 6, "answers received before the stop are kept"
+        assert cached >= len(answered) > 0, "answers received before the stop are kept"
 
         rerun = recs_run(tmp_path, "--ranker", "llm", **llm_env(server))
         output, _ = rerun.communicate(timeout=300)
