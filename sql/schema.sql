@@ -253,6 +253,13 @@ SELECT user_id, item_id, arg_max(rating, ts) AS rating, max(ts) AS ts, arg_max(r
 FROM query_table(ratings)
 GROUP BY user_id, item_id;
 
+-- Stored interactions with the file each came from (its load's row in interaction_loads), for checks quoting rows.
+-- DuckDB pushes a caller's filters and joins on interactions below this join.
+CREATE OR REPLACE TEMP MACRO interactions_with_source() AS TABLE
+SELECT i.* EXCLUDE (loaded_at), l.source
+FROM interactions AS i
+LEFT JOIN interaction_loads AS l USING (loaded_at);
+
 -- The (user, item) pairs a user likes.
 CREATE OR REPLACE TEMP MACRO likes(threshold, ratings := 'interactions') AS TABLE
 SELECT user_id, item_id FROM latest_ratings(threshold, ratings := ratings) WHERE liked;
