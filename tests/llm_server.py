@@ -655,6 +655,11 @@ class OpenAICompatibleServer:
         """Requests to the chat-completions endpoint."""
         return [r for r in self.requests if r.path == CHAT_PATH]
 
+    def ranking_requests(self) -> list[RecordedRequest]:
+        """Chat requests that ask for a ranking: a whole JSON body (a client killed mid-send leaves
+        none) that is not a preflight ping (``max_tokens`` of 1)."""
+        return [r for r in self.chat_requests() if isinstance(r.body, Mapping) and (_max_tokens(r.body) or 2) > 1]
+
     def count(self, *, status: int | None = None) -> int:
         """Chat requests answered with ``status`` (all chat requests when None)."""
         return sum(1 for r in self.chat_requests() if status is None or r.status == status)

@@ -116,7 +116,7 @@ def test_a_killed_worker_process_loses_no_batch(tmp_path, llm_endpoint, cluster)
         killer.start()
         published = run_night(tmp_path, task_runner="dask", dask_address=local.scheduler_address)
         killer.join(timeout=5)
-        requests = [r for r in server.chat_requests() if r.body["max_tokens"] > 1]
+        requests = server.ranking_requests()
 
     assert killed, "a worker process was killed while it ranked"
     assert len(requests) > LLM_SIZES["gen_users"], "answers of the killed batch were lost with its process and asked again"

@@ -444,7 +444,7 @@ def test_recs_run_with_llm_flags_shares_a_prefect_limit(tmp_path, monkeypatch):
             "--llm-rpm", str(rpm), "--llm-tpm", "1000000", "--llm-concurrency", "3", "--llm-max-users", "45"])
         assert result.exit_code == 0, result.output
         pings = [r for r in server.chat_requests() if r.body["max_tokens"] == 1]
-        requests = [r for r in server.chat_requests() if r.body["max_tokens"] > 1]
+        requests = server.ranking_requests()
         assert len(pings) == 1 and pings[0].time < requests[0].time, "one preflight call before the fan-out"
         assert len(requests) == 45 and {r.body["model"] for r in requests + pings} == {"flag-model"}
         assert server.count(status=429) == 0 and server.max_requests_in_window(window) <= rpm
