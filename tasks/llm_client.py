@@ -49,7 +49,7 @@ from tasks.errors import RecsError
 from tasks.settings import Settings
 
 FORMATS = ("json_schema", "json_object", "text")
-POLL_SECONDS = 0.1  # how often waits look at the deadline and at a stop request
+POLL_SECONDS = stop.POLL_SECONDS  # how often waits look at the deadline and at a stop request
 FORMAT_WORDS = ("response_format", "json_schema", "json_object", "schema")
 
 

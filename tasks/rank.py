@@ -124,9 +124,11 @@ def rank_users(con, settings: Settings, ranker: Ranker, user_ids: list[int]) -> 
 
 
 @task(name="rank-batch", retries=2, retry_delay_seconds=5, retry_condition_fn=retry_unless_expected, cache_policy=NO_CACHE)
-def rank_batch(settings: Settings, inputs: BatchInputs) -> BatchOutputs:
-    """Prefect task: rank a batch of users from its inputs; the flow stores the outputs."""
-    return rank_inputs(settings, inputs)
+def rank_batch(settings: Settings, inputs: BatchInputs, stop_event: str | None = None) -> BatchOutputs:
+    """Prefect task: rank a batch of users from its inputs; the flow stores the outputs. On a Dask worker it
+    stops when the flow announces its stop as `stop_event`."""
+    with stop.listening(stop_event):
+        return rank_inputs(settings, inputs)
 
 
 def rank_stage(settings: Settings, logger) -> dict[str, int]:
@@ -134,8 +136,9 @@ def rank_stage(settings: Settings, logger) -> dict[str, int]:
     finishes; rows per ranker. The flow's connection is the only one open on the DuckDB file. A failed batch
     stops new submissions; the batches in flight are still stored, then its error is raised. A stop (signal)
     while waiting stores what the batches in flight bring back within STOP_GRACE_SECONDS (threads stop their
-    LLM requests within ~0.1 s; worker processes do not hear the signal). With threads, each LLM answer is
-    also stored within a second of its arrival (rankers/llm.py answer_keeper): a kill -9 loses none older.
+    LLM requests within ~0.1 s; Dask workers, which do not hear the signal, are told by a Dask event and stop
+    within about a second). With threads, each LLM answer is also stored within a second of its arrival
+    (rankers/llm.py answer_keeper): a kill -9 loses none older.
 
     LLM progress of all batches together is logged every `progress_seconds` (tasks/progress.py)."""
     counts: Counter = Counter()
@@ -147,10 +150,11 @@ def rank_stage(settings: Settings, logger) -> dict[str, int]:
         admitted = llm.plan(con, settings) if tracked else None
         unreferenced = llm.unreferenced_answers(con) if tracked else None
         todo = iter(batches)
+        stop_event = None if tasks_in_threads() else f"recs-stop-{FlowRunContext.get().flow_run.id}"
 
         def submit(n: int) -> list[PrefectFuture]:
-            return [rank_batch.submit(settings, read_batch(con, settings, users, admitted, unreferenced, keep_answer))
-                    for users in take(todo, n)]
+            return [rank_batch.submit(settings, read_batch(con, settings, users, admitted, unreferenced, keep_answer),
+                                      stop_event) for users in take(todo, n)]
 
         def store(future: PrefectFuture) -> None:
             try:
@@ -175,12 +179,22 @@ def rank_stage(settings: Settings, logger) -> dict[str, int]:
                         pending += submit(1)
             except BaseException:
                 if stop.requested():
+                    if stop_event:
+                        tell_workers(stop_event, logger)
                     for future in wait(pending, timeout=STOP_GRACE_SECONDS).done:
                         store(future)
                 raise
             if errors:
                 raise errors[0]
     return dict(counts)
+
+
+def tell_workers(stop_event: str, logger) -> None:
+    """Announce this run's stop to its tasks on Dask workers (a failure is logged: the stop goes on without them)."""
+    try:
+        stop.announce(stop_event, FlowRunContext.get().task_runner.client)
+    except Exception as error:  # the scheduler may be gone; the flow still stops
+        logger.warning("rank: the Dask workers were not told to stop (%s); their batches in flight run to the end", error)
 
 
 def tasks_in_threads() -> bool:

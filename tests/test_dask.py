@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 
+import duckdb
 import polars as pl
 import pytest
 from distributed import Client, LocalCluster
@@ -123,3 +126,37 @@ def test_a_killed_worker_process_loses_no_batch(tmp_path, llm_endpoint, cluster)
     assert published["user_id"].n_unique() == LLM_SIZES["gen_users"]
     assert published.group_by("user_id").len()["len"].to_list() == [10] * LLM_SIZES["gen_users"]
     assert (published["ranker"] == "llm").all(), "the killed worker's batch was ranked again, by the LLM"
+
+
+def test_sigterm_stops_the_llm_requests_of_batches_on_an_existing_cluster_and_keeps_their_answers(tmp_path, cluster):
+    """The worker processes of a cluster the run does not own hear no signal of the flow's and outlive it: the flow
+    tells them, they stop paying within a second and hand back the answers they received, which the flow stores
+    (a rerun finds them in llm_cache: tests/test_stop.py)."""
+    local, _ = cluster
+    with OpenAICompatibleServer(default_brain=slow(0.5)) as server:
+        environment = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}  # its own local Prefect server
+        environment.update({f"RECS_{k.upper()}": str(v) for k, v in LLM_SIZES.items()},
+                           RECS_TASK_RUNNER="dask", RECS_DASK_ADDRESS=local.scheduler_address, RECS_RANKER="llm",
+                           RECS_LLM_BASE_URL=server.base_url, RECS_LLM_API_KEY="sk-test-dask", RECS_LLM_SHARED_LIMIT="local",
+                           RECS_LLM_CONCURRENCY="2", RECS_USERS_PER_BATCH="30")  # 2 batches of 7.5 s, one per worker
+        log = (tmp_path / "run.log").open("w")  # a file, not a pipe: nothing blocks the run while nobody reads
+        victim = subprocess.Popen([sys.executable, "-m", "flows.cli", "run", "--home", str(tmp_path), "--run-date",
+                                   RUN_DATE.isoformat()], env=environment, stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 240
+        while len(server.ranking_requests()) < 8:
+            assert time.monotonic() < deadline and victim.poll() is None, "the LLM ranking never got under way"
+            time.sleep(0.1)
+        signalled = time.monotonic()
+        answered = [r for r in server.ranking_requests() if r.time < signalled - 1.0]  # 0.5 s answers: received by now
+        victim.send_signal(signal.SIGTERM)
+        victim.wait(timeout=60)
+        log.close()
+        output = (tmp_path / "run.log").read_text()
+        time.sleep(2.0)  # the workers live on: anything still ranking would send more requests now
+        late = [r for r in server.chat_requests() if r.time > signalled + 1.0]
+        with duckdb.connect(str(tmp_path / "recs.duckdb"), read_only=True) as con:
+            cached = con.sql("SELECT count(*) FROM llm_cache").fetchall()[0][0]
+
+        assert victim.returncode == 128 + signal.SIGTERM, output
+        assert late == [], f"{len(late)} LLM requests sent by the workers more than 1 s after SIGTERM"
+        assert cached >= len(answered) > 0, "the answers the workers received before the stop are stored"
