@@ -108,15 +108,16 @@ def check_before_start(settings: Settings) -> None:
 
 def run_flow(params: RunParameters, settings: Settings) -> dict[str, Any] | BaseException:
     """Run the nightly flow in this process: its summary, or the error (a signal's stop included)."""
-    from flows.lifeline import start_local_prefect
+    from flows.lifeline import named_to_workers, start_local_prefect
     from flows.nightly import nightly_for
     from tasks import stop
 
     _filter_prefect_handlers()
     try:
         with stop.on_signals():
-            start_local_prefect()
-            outcome = nightly_for(settings)(params, return_state=True).result(raise_on_failure=False)
+            local_api = start_local_prefect()
+            with named_to_workers(local_api if settings.task_runner == "dask" else None):
+                outcome = nightly_for(settings)(params, return_state=True).result(raise_on_failure=False)
     except (stop.Stopped, KeyboardInterrupt) as error:
         outcome = error if isinstance(error, stop.Stopped) else stop.Stopped("stopped by SIGINT")
     if isinstance(outcome, BaseException):

@@ -24,18 +24,33 @@ GRACE_SECONDS = 5.0
 _started: list[Any] = []  # the server start_local_prefect started
 
 
-def start_local_prefect() -> None:
-    """In local mode (no PREFECT_API_URL): start Prefect's ephemeral server now and tie its life to ours."""
+def start_local_prefect() -> str | None:
+    """In local mode (no PREFECT_API_URL): start Prefect's ephemeral server now and tie its life to ours; its API URL."""
     from prefect.server.api.server import SubprocessASGIServer
     from prefect.settings import get_current_settings
 
     if get_current_settings().api.url:
-        return
+        return None
     server = SubprocessASGIServer()  # the instance Prefect's clients use later in this process
     server.start()
     atexit.unregister(server.stop)  # stop_local_prefect runs after the exit handlers that still log to it
     _started.append(server)
     tie_to_this_process(server)
+    return server.api_url
+
+
+@contextmanager
+def named_to_workers(api_url: str | None) -> Iterator[None]:
+    """While inside: `api_url` (the local server) is the configured Prefect API. Prefect sends its settings with
+    every task to a Dask worker process; without a URL there, each worker starts an ephemeral server of its
+    own (one per worker, its task runs out of the run's sight, orphaned when a worker is killed)."""
+    if api_url is None:
+        yield
+        return
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with temporary_settings(updates={PREFECT_API_URL: api_url}):
+        yield
 
 
 @contextmanager

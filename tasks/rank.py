@@ -9,6 +9,7 @@ writer of the DuckDB file, and a stored batch is skipped by a rerun.
 
 from __future__ import annotations
 
+import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import nullcontext
@@ -150,7 +151,7 @@ def rank_stage(settings: Settings, logger) -> dict[str, int]:
         admitted = llm.plan(con, settings) if tracked else None
         unreferenced = llm.unreferenced_answers(con) if tracked else None
         todo = iter(batches)
-        stop_event = None if tasks_in_threads() else f"recs-stop-{FlowRunContext.get().flow_run.id}"
+        stop_event = None if tasks_in_threads() else stop_event_name()
 
         def submit(n: int) -> list[PrefectFuture]:
             return [rank_batch.submit(settings, read_batch(con, settings, users, admitted, unreferenced, keep_answer),
@@ -187,6 +188,11 @@ def rank_stage(settings: Settings, logger) -> dict[str, int]:
             if errors:
                 raise errors[0]
     return dict(counts)
+
+
+def stop_event_name() -> str:
+    """A Dask event name of this stage's own: a retried flow run keeps its id, and an event once set stays set."""
+    return f"recs-stop-{FlowRunContext.get().flow_run.id}-{uuid.uuid4().hex[:12]}"
 
 
 def tell_workers(stop_event: str, logger) -> None:

@@ -18,6 +18,7 @@ from distributed import Client, LocalCluster
 
 from conftest import RUN_DATE, SMALL
 from llm_server import OpenAICompatibleServer, correct, slow
+from processes import command_line, descendants
 from flows.nightly import nightly_for
 from flows.parameters import RunParameters
 from tasks.db import connect
@@ -131,8 +132,9 @@ def test_a_killed_worker_process_loses_no_batch(tmp_path, llm_endpoint, cluster)
 def test_sigterm_stops_the_llm_requests_of_batches_on_an_existing_cluster_and_keeps_their_answers(tmp_path, cluster):
     """The worker processes of a cluster the run does not own hear no signal of the flow's and outlive it: the flow
     tells them, they stop paying within a second and hand back the answers they received, which the flow stores
-    (a rerun finds them in llm_cache: tests/test_stop.py)."""
-    local, _ = cluster
+    (a rerun finds them in llm_cache: tests/test_stop.py). The run (local mode: its own Prefect server) names
+    that server to its tasks: no worker starts a Prefect server of its own."""
+    local, client = cluster
     with OpenAICompatibleServer(default_brain=slow(0.5)) as server:
         environment = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}  # its own local Prefect server
         environment.update({f"RECS_{k.upper()}": str(v) for k, v in LLM_SIZES.items()},
@@ -146,6 +148,8 @@ def test_sigterm_stops_the_llm_requests_of_batches_on_an_existing_cluster_and_ke
         while len(server.ranking_requests()) < 8:
             assert time.monotonic() < deadline and victim.poll() is None, "the LLM ranking never got under way"
             time.sleep(0.1)
+        servers = [pid for worker in client.run(os.getpid).values() for pid in descendants(worker)
+                   if "prefect.server" in command_line(pid)]
         signalled = time.monotonic()
         answered = [r for r in server.ranking_requests() if r.time < signalled - 1.0]  # 0.5 s answers: received by now
         victim.send_signal(signal.SIGTERM)
@@ -157,6 +161,7 @@ def test_sigterm_stops_the_llm_requests_of_batches_on_an_existing_cluster_and_ke
         with duckdb.connect(str(tmp_path / "recs.duckdb"), read_only=True) as con:
             cached = con.sql("SELECT count(*) FROM llm_cache").fetchall()[0][0]
 
+        assert servers == [], "a worker process started a Prefect server of its own"
         assert victim.returncode == 128 + signal.SIGTERM, output
         assert late == [], f"{len(late)} LLM requests sent by the workers more than 1 s after SIGTERM"
         assert cached >= len(answered) > 0, "the answers the workers received before the stop are stored"

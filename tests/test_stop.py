@@ -14,6 +14,7 @@ import pytest
 
 from conftest import RUN_DATE
 from llm_server import OpenAICompatibleServer, slow
+from processes import descendants, wait_gone
 from tasks.publish import partition_dir
 
 pytestmark = pytest.mark.slow
@@ -26,36 +27,6 @@ def recs_run(home: Path, *args: str, **env: str) -> subprocess.Popen:
     environment.update({f"RECS_{k.upper()}": str(v) for k, v in SIZES.items()}, **env)
     command = [sys.executable, "-m", "flows.cli", "run", "--home", str(home), "--run-date", RUN_DATE.isoformat(), *args]
     return subprocess.Popen(command, env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-
-
-def descendants(pid: int) -> set[int]:
-    """Every live process below `pid` (read from /proc)."""
-    found, todo = set(), [pid]
-    while todo:
-        parent = todo.pop()
-        for task in Path(f"/proc/{parent}/task").glob("*"):
-            try:
-                children = {int(c) for c in (task / "children").read_text().split()}
-            except OSError:
-                continue
-            todo += children - found
-            found |= children
-    return found
-
-
-def alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
-
-
-def wait_gone(pids: set[int], seconds: float) -> set[int]:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline and any(alive(p) for p in pids):
-        time.sleep(0.2)
-    return {p for p in pids if alive(p)}
 
 
 def wait_until(condition, seconds: float, what: str) -> None:
