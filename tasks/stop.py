@@ -21,7 +21,7 @@ from tasks.errors import RecsError
 _requested = threading.Event()
 _reason: list[str] = []
 _heard: ContextVar[threading.Event | None] = ContextVar("recs_stop_heard", default=None)  # set inside `listening`
-POLL_SECONDS = 0.1  # how often a sleep looks at a stop it cannot wait on (one heard from the flow)
+POLL_SECONDS = 0.1  # how often a wait looks at a stop request (one heard from the flow cannot be waited on)
 LISTEN_SECONDS = 0.5  # how long one wait of a listener lasts before it looks whether its task ended
 
 
