@@ -466,38 +466,50 @@ def shared_limits(settings: Settings) -> tuple[SlidingWindowLimiter | PrefectRat
 
 class Breaker:
     """The circuit of one endpoint and model in this process: open after `threshold` consecutive
-    failed attempts, or at once on an auth/model error; closed again only by a good preflight."""
+    failed attempts, or at once on an auth/model error; closed by a good preflight, or by a good answer
+    to the one trial request it lets through every `cooldown` seconds while open (half-open: a
+    long-lived Dask worker, which never runs a preflight, recovers by itself after an outage)."""
 
-    def __init__(self, threshold: int) -> None:
-        self.threshold = threshold
+    def __init__(self, threshold: int, cooldown: float) -> None:
+        self.threshold, self.cooldown = threshold, cooldown
         self._lock = threading.Lock()
         self.failures = 0
         self.cause: str | None = None  # set while open
+        self._trial_at = 0.0  # while open: when the next trial request may go
+        self._trial: int | None = None  # the thread sending the trial request
 
     def check(self) -> None:
-        """Raise CircuitOpen while the circuit is open."""
+        """Raise CircuitOpen while the circuit is open, except for its trial request."""
         with self._lock:
-            cause = self.cause
-        if cause is not None:
-            raise CircuitOpen(f"llm circuit open: {cause}", [])
+            cause, me = self.cause, threading.get_ident()
+            if cause is None or self._trial == me:
+                return
+            if time.monotonic() >= self._trial_at:
+                self._trial, self._trial_at = me, time.monotonic() + self.cooldown
+                return
+        raise CircuitOpen(f"llm circuit open: {cause}", [])
 
     def success(self) -> None:
-        with self._lock:
-            self.failures = 0
+        """A good answer: count from zero again and close the circuit (its trial succeeded)."""
+        self.close()
 
     def failure(self, cause: str) -> None:
         with self._lock:
             self.failures += 1
-            if self.failures >= self.threshold and self.cause is None:
-                self.cause = f"{self.failures} consecutive failures, last: {cause}"
+            if self.failures >= self.threshold:
+                self._open(f"{self.failures} consecutive failures, last: {cause}" if self.cause is None else self.cause)
 
     def trip(self, cause: str) -> None:
         with self._lock:
-            self.cause = self.cause or cause
+            self._open(self.cause or cause)
 
     def close(self) -> None:
         with self._lock:
-            self.failures, self.cause = 0, None
+            self.failures, self.cause, self._trial = 0, None, None
+
+    def _open(self, cause: str) -> None:
+        """Open (or keep open) with `cause`; the next trial after a cool-down (holds the lock)."""
+        self.cause, self._trial, self._trial_at = cause, None, time.monotonic() + self.cooldown
 
 
 _breakers: dict[tuple, Breaker] = {}
@@ -506,7 +518,8 @@ _breakers: dict[tuple, Breaker] = {}
 def breaker(settings: Settings) -> Breaker:
     """The process-wide circuit of this endpoint and model."""
     with _registry_lock:
-        return _breakers.setdefault((settings.llm_base_url, settings.llm_model), Breaker(settings.llm_breaker_failures))
+        return _breakers.setdefault((settings.llm_base_url, settings.llm_model),
+                                    Breaker(settings.llm_breaker_failures, settings.llm_breaker_cooldown_seconds))
 
 
 def reset_shared_state() -> None:

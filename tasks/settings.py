@@ -181,6 +181,9 @@ class Settings(BaseSettings):
     llm_preflight_seconds: float = Field(15.0, gt=0, description="Wall-clock bound of the one-call preflight of an llm run.")
     llm_max_answer_bytes: int = Field(262_144, ge=1024, description="Largest answer body read; a bigger one is dropped unread.")
     llm_breaker_failures: int = Field(5, ge=1, description="Consecutive failed attempts (connection, timeout, 5xx) that open the circuit.")
+    llm_breaker_cooldown_seconds: float = Field(
+        300.0, gt=0, description="An open circuit lets one trial request through this often; a good answer closes it."
+    )
     llm_on_outage: Literal["als", "fail"] = Field(
         "als", description="Circuit open: rank the remaining users with ALS (als) or fail the run (fail)."
     )

@@ -172,6 +172,25 @@ def test_consecutive_transport_failures_open_the_circuit_and_als_ranks_the_rest(
     assert warnings == [f"{open_reason}: 10 users ranked by ALS instead (ranker=als_fallback)"]
 
 
+def test_an_open_circuit_lets_one_trial_through_after_its_cool_down_and_a_good_answer_closes_it(home):
+    """A Dask worker process outlives the night whose outage opened its circuit and never runs a preflight:
+    once the cool-down has passed, one request is tried, and the endpoint, working again, ranks the users."""
+    with OpenAICompatibleServer() as server:
+        server.script(*[server_error(503)] * 3)
+        settings = llm_settings(home, server, llm_concurrency=1, llm_breaker_failures=3, llm_backoff_seconds=0.01,
+                                llm_breaker_cooldown_seconds=1.0)
+        outage = LlmRanker(settings).rank(batch(settings, users=3), K)
+        still_open = LlmRanker(settings).rank(batch(settings, users=3), K)
+        sent_while_open = server.count()
+        time.sleep(1.2)
+        recovered = LlmRanker(settings).rank(batch(settings, users=3), K)
+
+    assert (outage["ranker"] == "als_fallback").all() and (still_open["ranker"] == "als_fallback").all()
+    assert sent_while_open == 3, "three failed attempts, then nothing before the cool-down"
+    assert (recovered["ranker"] == "llm").all(), "after the cool-down a trial went through and closed the circuit"
+    assert server.count(status=200) == 3
+
+
 def test_with_on_outage_fail_an_open_circuit_fails_the_batch_in_one_line_and_writes_nothing(home):
     with OpenAICompatibleServer(default_brain=server_error(503)) as server:
         settings = llm_settings(home, server, llm_concurrency=2, llm_breaker_failures=2, llm_backoff_seconds=0.01,
