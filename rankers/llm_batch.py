@@ -94,9 +94,10 @@ class BatchRanker:
                           None, reported)
 
     def _rank_all_users(self, client: LlmClient, work: list[tuple]) -> list[UserResult]:
-        """Every user of the batch on a pool of llm_concurrency threads, each in a copy of this task's context (a stop
-        heard by stop.listening reaches them). A stop request (Stopped) or an outage under llm_on_outage=fail (LlmUnavailable) cancels what is queued, waits for the running
-        users (they give up within ~0.1 s) and propagates: no user of the batch is stored."""
+        """Every user of the batch on a pool of llm_concurrency threads, each in a copy of this task's context (a
+        stop heard by stop.listening reaches them). A stop request (Stopped) or an outage under
+        llm_on_outage=fail (LlmUnavailable) cancels what is queued, waits for the running users (they give up
+        within ~0.1 s) and propagates: no user of the batch is stored."""
         pool = ThreadPoolExecutor(max_workers=self.settings.llm_concurrency, thread_name_prefix="llm-rank")
         try:
             futures = [pool.submit(contextvars.copy_context().run, self._rank_and_report, client, *job) for job in work]

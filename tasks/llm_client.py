@@ -489,10 +489,6 @@ class Breaker:
                 return
         raise CircuitOpen(f"llm circuit open: {cause}", [])
 
-    def success(self) -> None:
-        """A good answer: count from zero again and close the circuit (its trial succeeded)."""
-        self.close()
-
     def failure(self, cause: str) -> None:
         with self._lock:
             self.failures += 1
@@ -504,6 +500,7 @@ class Breaker:
             self._open(self.cause or cause)
 
     def close(self) -> None:
+        """A good preflight or answer: count from zero again, the circuit closed (a trial succeeded)."""
         with self._lock:
             self.failures, self.cause, self._trial = 0, None, None
 
@@ -791,7 +788,7 @@ class LlmClient:
                     raise LlmCallFailed(f"gave up after {len(attempts)} attempts: {last}", attempts)
                 stop.sleep(wait)
                 continue
-            self.breaker.success()
+            self.breaker.close()
             return self._answer(key, fmt, record, data, attempts)
 
     def _enter_flight(self, deadline: float, attempts: list[Attempt]) -> None:

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import threading
 import time
 
@@ -18,7 +16,7 @@ from distributed import Client, LocalCluster
 
 from conftest import RUN_DATE, SMALL
 from llm_server import OpenAICompatibleServer, correct, slow
-from processes import command_line, descendants
+from processes import command_line, descendants, recs_run
 from flows.nightly import nightly_for
 from flows.parameters import RunParameters
 from tasks.db import connect
@@ -136,14 +134,11 @@ def test_sigterm_stops_the_llm_requests_of_batches_on_an_existing_cluster_and_ke
     that server to its tasks: no worker starts a Prefect server of its own."""
     local, client = cluster
     with OpenAICompatibleServer(default_brain=slow(0.5)) as server:
-        environment = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}  # its own local Prefect server
-        environment.update({f"RECS_{k.upper()}": str(v) for k, v in LLM_SIZES.items()},
-                           RECS_TASK_RUNNER="dask", RECS_DASK_ADDRESS=local.scheduler_address, RECS_RANKER="llm",
-                           RECS_LLM_BASE_URL=server.base_url, RECS_LLM_API_KEY="sk-test-dask", RECS_LLM_SHARED_LIMIT="local",
-                           RECS_LLM_CONCURRENCY="2", RECS_USERS_PER_BATCH="30")  # 2 batches of 7.5 s, one per worker
         log = (tmp_path / "run.log").open("w")  # a file, not a pipe: nothing blocks the run while nobody reads
-        victim = subprocess.Popen([sys.executable, "-m", "flows.cli", "run", "--home", str(tmp_path), "--run-date",
-                                   RUN_DATE.isoformat()], env=environment, stdout=log, stderr=subprocess.STDOUT)
+        victim = recs_run(tmp_path, sizes=LLM_SIZES, stdout=log, RECS_TASK_RUNNER="dask",
+                          RECS_DASK_ADDRESS=local.scheduler_address, RECS_RANKER="llm", RECS_LLM_BASE_URL=server.base_url,
+                          RECS_LLM_API_KEY="sk-test-dask", RECS_LLM_SHARED_LIMIT="local", RECS_LLM_CONCURRENCY="2",
+                          RECS_USERS_PER_BATCH="30")  # 2 batches of 7.5 s, one per worker
         deadline = time.monotonic() + 240
         while len([r for r in server.ranking_requests() if r.time < time.monotonic() - 1.5]) < 4:  # answered 1 s ago
             assert time.monotonic() < deadline and victim.poll() is None, "the LLM ranking never got under way"

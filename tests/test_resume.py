@@ -2,27 +2,23 @@
 
 from __future__ import annotations
 
-import os
 import re
 import signal
 import subprocess
-import sys
 
 import duckdb
 import polars as pl
 import pytest
 
+import processes
 from conftest import RUN_DATE, SMALL
 from tasks.publish import partition_dir
 
 pytestmark = pytest.mark.slow
 
 
-def recs_run(home, **popen) -> subprocess.Popen:
-    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
-    env.update({f"RECS_{k.upper()}": str(v) for k, v in SMALL.items()}, RECS_USERS_PER_BATCH="50")
-    command = [sys.executable, "-m", "flows.cli", "run", "--home", str(home), "--run-date", RUN_DATE.isoformat()]
-    return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **popen)
+def recs_run(home) -> subprocess.Popen:
+    return processes.recs_run(home, sizes=SMALL, RECS_USERS_PER_BATCH="50")
 
 
 def test_killed_while_ranking_resumes_with_the_same_model_and_no_duplicates(tmp_path):

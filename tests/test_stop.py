@@ -14,6 +14,7 @@ import pytest
 
 from conftest import RUN_DATE
 from llm_server import OpenAICompatibleServer, slow
+import processes
 from processes import descendants, wait_gone
 from tasks.publish import partition_dir
 
@@ -23,10 +24,7 @@ SIZES = {"gen_users": 40, "gen_items": 150, "gen_ratings": 2_500}
 
 
 def recs_run(home: Path, *args: str, **env: str) -> subprocess.Popen:
-    environment = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
-    environment.update({f"RECS_{k.upper()}": str(v) for k, v in SIZES.items()}, **env)
-    command = [sys.executable, "-m", "flows.cli", "run", "--home", str(home), "--run-date", RUN_DATE.isoformat(), *args]
-    return subprocess.Popen(command, env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return processes.recs_run(home, *args, sizes=SIZES, **env)
 
 
 def wait_until(condition, seconds: float, what: str) -> None:
